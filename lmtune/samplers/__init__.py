@@ -1,0 +1,36 @@
+"""Samplers decide which configuration to try next. Each is a pure function of (space, history, seed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lmtune.exceptions import ConfigError
+from lmtune.samplers.base import Sampler
+from lmtune.samplers.grid import GridSampler
+from lmtune.samplers.random import RandomSampler
+from lmtune.samplers.sobol import SobolSampler
+
+__all__ = ["GridSampler", "RandomSampler", "Sampler", "SobolSampler", "default_sampler", "sampler_from_config"]
+
+SAMPLERS: dict[str, type[Sampler]] = {
+    "grid": GridSampler,
+    "random": RandomSampler,
+    "sobol": SobolSampler,
+}
+
+
+def default_sampler(seed: int | None = None) -> Sampler:
+    """The sampler a study uses when none is given."""
+    return RandomSampler(seed=seed)
+
+
+def sampler_from_config(config: dict[str, Any]) -> Sampler:
+    """Build a sampler from its study-file form ``{name: ..., seed: ..., **options}``."""
+    options = dict(config)
+    name = options.pop("name", None)
+    if name not in SAMPLERS:
+        raise ConfigError(f"sampler.name must be one of {sorted(SAMPLERS)}, but got {name!r}")
+    try:
+        return SAMPLERS[name](**options)
+    except TypeError as exc:
+        raise ConfigError(f"sampler {name!r}: invalid options {sorted(options)}: {exc}") from None
