@@ -36,6 +36,7 @@ DIRECTIONS = ("minimize", "maximize")
 DEFAULT_HEARTBEAT_INTERVAL = 5.0  # seconds between heartbeats of a running trial
 DEFAULT_GRACE_PERIOD = 30.0  # seconds without heartbeat after which a RUNNING trial counts as lost
 INTERRUPTED = "interrupted"
+WAIT_POLL_INTERVAL = 0.5  # seconds between checks on other workers' trials
 
 Objective = Callable[[Trial], Any]
 Callback = Callable[["Study", TrialRecord], None]
@@ -401,13 +402,16 @@ class Study:
         catch: Sequence[type[BaseException]] = (Exception,),
         max_failed_trials: int | None = 10,
         callbacks: Sequence[Callback] = (),
+        wait_for_running: bool = False,
     ) -> None:
         """Run trials in this process until one of the limits is reached.
 
         ``n_trials``: how many *more* trials to run; ``total_trials``: stop once the study holds that many
         unfailed trials (FAILED ones are replaced); ``timeout``: seconds after which no new trial starts.
         Exceptions in ``catch`` fail the trial and the run goes on; after ``max_failed_trials`` failures in a row
-        it stops with :class:`TooManyFailedTrialsError`.
+        it stops with :class:`TooManyFailedTrialsError`. With ``wait_for_running`` (and ``total_trials``) the run
+        waits for trials other workers are running instead of returning, replacing those that fail or whose
+        worker is lost, so it ends only when the study holds ``total_trials`` finished trials.
         """
         for name, limit in (("n_trials", n_trials), ("total_trials", total_trials)):
             if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
@@ -426,7 +430,11 @@ class Study:
                 break
             trial = self.ask(max_trials=total_trials)
             if trial is None:
-                break
+                if not wait_for_running or not self.get_trials([TrialState.RUNNING]):
+                    break
+                time.sleep(WAIT_POLL_INTERVAL)
+                self.fail_stale_trials()
+                continue
             record = self.run_trial(objective, trial, tuple(catch))
             done += 1
             failures_in_a_row = failures_in_a_row + 1 if record.state is TrialState.FAILED else 0

@@ -1,0 +1,325 @@
+"""The ``lmtune`` command: run, validate, inspect and export studies.
+
+User errors exit with code 2 and one message on stderr (no traceback); Ctrl-C exits with 130 after marking the
+running trial FAILED ("interrupted"), and running the same command again resumes.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from lmtune.config import DEFAULT_STORAGE, StudySpec, load_study_file
+from lmtune.exceptions import ConfigError, LmtuneError, StudyNotFoundError
+from lmtune.storage import Storage, get_storage
+from lmtune.study import Study, check_compatible, create_study, load_study, provenance
+from lmtune.trial import TrialRecord, TrialState
+
+__all__ = ["main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.echo(f"lmtune: error: {message}", err=True)
+    sys.exit(code)
+
+
+def user_errors(function: F) -> F:
+    """Turn lmtune's own errors into one line on stderr and exit code 2."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except LmtuneError as exc:
+            _fail(str(exc))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _setup_logging(verbose: bool) -> None:
+    from rich.logging import RichHandler
+
+    handler: logging.Handler
+    if sys.stderr.isatty():
+        handler = RichHandler(show_path=False, rich_tracebacks=False)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
+    for noisy in ("sqlalchemy", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+@click.version_option(package_name="lmtune")
+def main(verbose: bool) -> None:
+    """lmtune: find the best hyperparameters for training and fine-tuning language models."""
+    _setup_logging(verbose)
+
+
+def _open_storage(url: str | None, must_exist: bool = True) -> Storage:
+    url = url or DEFAULT_STORAGE
+    if must_exist and url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        path = Path(url[len("sqlite:///") :])
+        if not path.is_file():
+            raise ConfigError(f"no database at {str(path)!r}; give --storage URL or run a study first")
+    return get_storage(url)
+
+
+# run / validate ---------------------------------------------------------------------------------------------------
+def _open_study(spec: StudySpec, storage_url: str) -> Study:
+    storage = get_storage(storage_url)
+    try:
+        info = storage.get_study(spec.name)
+    except StudyNotFoundError:
+        return create_study(
+            direction=spec.direction,
+            sampler=spec.sampler,
+            storage=storage,
+            study_name=spec.name,
+            load_if_exists=True,
+            space=spec.space,
+            scheduler=spec.scheduler,
+            attrs={"provenance": provenance(spec.sampler.seed, {"sampler": spec.sampler.describe(),
+                                                                 **spec.provenance})},
+        )
+    check_compatible(info, spec.direction, spec.space)
+    return load_study(spec.name, storage, sampler=spec.sampler, scheduler=spec.scheduler)
+
+
+def _enqueue_new(study: Study, configs: list[dict[str, Any]]) -> int:
+    """Enqueue the file's configurations that no unfailed trial holds yet (a rerun adds nothing twice)."""
+    held = {json.dumps(dict(r.params), sort_keys=True) for r in study.trials if r.state is not TrialState.FAILED}
+    added = 0
+    for params in configs:
+        key = json.dumps(params, sort_keys=True)
+        if key not in held:
+            study.enqueue(params)
+            held.add(key)
+            added += 1
+    return added
+
+
+class _Progress:
+    """A live progress bar on a terminal (trials done, best so far, ETA); log lines otherwise."""
+
+    def __init__(self, study: Study, total: int | None) -> None:
+        self.study = study
+        self.total = total
+        self.progress: Any = None
+        self.task_id: Any = None
+
+    def __enter__(self) -> _Progress:
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("best {task.fields[best]}"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+            )
+            self.progress.start()
+            done = sum(r.state in FINISHED for r in self.study.trials)
+            self.task_id = self.progress.add_task(
+                self.study.study_name, total=self.total, completed=done, best=self._best()
+            )
+        return self
+
+    def _best(self) -> str:
+        best = self.study.history().best()
+        return "-" if best is None else f"{best.value:.6g} (trial {best.number})"
+
+    def __call__(self, study: Study, record: TrialRecord) -> None:
+        done = sum(r.state in FINISHED for r in study.trials)
+        if self.progress is not None:
+            self.progress.update(self.task_id, completed=done, best=self._best())
+        else:
+            value = "-" if record.value is None else f"{record.value:.6g}"
+            logging.getLogger("lmtune").info(
+                "trial %d %s value=%s | %d/%s finished | best %s",
+                record.number, record.state.value, value, done, self.total or "?", self._best(),
+            )
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def _print_best(study: Study) -> None:
+    finished = study.get_trials(FINISHED)
+    best = study.history().best()
+    click.echo(f"study {study.study_name!r}: {len(finished)} finished trials in {study.storage.url}")
+    if best is None:
+        click.echo("no COMPLETE trial yet")
+        return
+    click.echo(f"best trial {best.number}: value {best.value:.6g}")
+    for name, value in best.params.items():
+        click.echo(f"  {name}: {value}")
+
+
+@main.command()
+@click.argument("study_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--storage", help="Storage URL; overrides the file's `storage:`.")
+@click.option("--n-trials", type=click.IntRange(min=1), help="Finished trials the study should hold.")
+@user_errors
+def run(study_file: Path, storage: str | None, n_trials: int | None) -> None:
+    """Create or resume the study of STUDY_FILE and run the trials it still misses."""
+    spec = load_study_file(study_file)
+    study = _open_study(spec, storage or spec.storage)
+    _enqueue_new(study, spec.enqueue)
+    total = n_trials or spec.n_trials
+    try:
+        with _Progress(study, total) as progress:
+            study.optimize(
+                spec.objective,
+                timeout=spec.timeout,
+                total_trials=total,
+                max_failed_trials=spec.max_failed_trials,
+                callbacks=[progress],
+                wait_for_running=total is not None,
+            )
+    except KeyboardInterrupt:
+        done = len(study.get_trials(FINISHED))
+        click.echo(f"interrupted after {done} finished trials; run the same command again to resume", err=True)
+        sys.exit(130)
+    finally:
+        study.close()
+    _print_best(study)
+    if spec.task is not None and study.history().best() is not None:
+        summary = spec.task.finalize(study)
+        click.echo(json.dumps(summary, indent=2, default=str))
+
+
+@main.command()
+@click.argument("study_file", type=click.Path(dir_okay=False, path_type=Path))
+@user_errors
+def validate(study_file: Path) -> None:
+    """Check STUDY_FILE without running anything."""
+    spec = load_study_file(study_file)
+    space = "define-by-run" if spec.space is None else f"{len(spec.space)} parameters"
+    click.echo(f"{study_file}: OK (study {spec.name!r}, {spec.direction}, {space}, storage {spec.storage})")
+
+
+# inspection ---------------------------------------------------------------------------------------------------
+@main.command()
+@click.argument("study", required=False)
+@click.option("--storage", help=f"Storage URL (default {DEFAULT_STORAGE}).")
+@user_errors
+def status(study: str | None, storage: str | None) -> None:
+    """Show trials by state for one study, or for every study in the storage."""
+    store = _open_storage(storage)
+    names = [study] if study else [info.name for info in store.list_studies()]
+    if not names:
+        click.echo(f"no studies in {store.url}")
+    for name in names:
+        s = load_study(name, store)
+        counts = {state.value: 0 for state in TrialState}
+        for record in s.trials:
+            counts[record.state.value] += 1
+        best = s.history().best()
+        states = ", ".join(f"{k.lower()} {v}" for k, v in counts.items() if v)
+        best_text = "no complete trial" if best is None else f"best {best.value:.6g} (trial {best.number})"
+        click.echo(f"{name} [{s.direction}]: {len(s.trials)} trials ({states or 'none'}); {best_text}")
+
+
+@main.group()
+def studies() -> None:
+    """List or delete studies."""
+
+
+@studies.command("list")
+@click.option("--storage", help=f"Storage URL (default {DEFAULT_STORAGE}).")
+@user_errors
+def studies_list(storage: str | None) -> None:
+    """List the studies in the storage."""
+    store = _open_storage(storage)
+    for info in store.list_studies():
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.created_at or 0))
+        click.echo(f"{info.name}\t{info.direction}\t{info.n_trials} trials\tcreated {created}")
+
+
+@studies.command("delete")
+@click.argument("study")
+@click.option("--storage", help=f"Storage URL (default {DEFAULT_STORAGE}).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@user_errors
+def studies_delete(study: str, storage: str | None, yes: bool) -> None:
+    """Delete STUDY and all its trials."""
+    store = _open_storage(storage)
+    store.get_study(study)
+    if not yes:
+        click.confirm(f"delete study {study!r} and all its trials?", abort=True)
+    store.delete_study(study)
+    click.echo(f"deleted {study!r}")
+
+
+@main.command()
+@click.argument("study")
+@click.option("--storage", help=f"Storage URL (default {DEFAULT_STORAGE}).")
+@click.option("--json", "as_json", is_flag=True, help="Print only JSON: {number, value, params}.")
+@user_errors
+def best(study: str, storage: str | None, as_json: bool) -> None:
+    """Print the best trial of STUDY."""
+    s = load_study(study, _open_storage(storage))
+    record = s.history().best()
+    if record is None:
+        raise ConfigError(f"study {study!r} has no COMPLETE trial yet")
+    if as_json:
+        click.echo(json.dumps({"number": record.number, "value": record.value, "params": dict(record.params)}))
+    else:
+        _print_best(s)
+
+
+@main.command()
+@click.argument("study")
+@click.option("--storage", help=f"Storage URL (default {DEFAULT_STORAGE}).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), required=True, help="Output format.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File (default stdout).")
+@user_errors
+def export(study: str, storage: str | None, fmt: str, output: Path | None) -> None:
+    """Export all trials of STUDY as CSV or JSON."""
+    s = load_study(study, _open_storage(storage))
+    text = s.export_csv() if fmt == "csv" else s.export_json()
+    if output is None:
+        click.echo(text, nl=not text.endswith("\n"))
+    else:
+        if not output.parent.is_dir():
+            raise ConfigError(f"--output: folder {str(output.parent)!r} does not exist")
+        output.write_text(text if text.endswith("\n") else text + "\n")
+        click.echo(f"wrote {len(s.trials)} trials to {output}", err=True)
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@click.argument("url")
+@user_errors
+def db_upgrade(url: str) -> None:
+    """Migrate the database at URL to this lmtune's schema version."""
+    from lmtune.storage.sql import upgrade_schema
+
+    old, new = upgrade_schema(url)
+    click.echo(f"{url}: schema version {old} -> {new}" if old != new else f"{url}: schema version {new}, up to date")
+
+
+if __name__ == "__main__":
+    main()
