@@ -621,7 +621,7 @@ class SearchSpace(Mapping[str, Distribution]):
         return out
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
+        return json.dumps(self.to_dict())
 
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any]) -> SearchSpace:
