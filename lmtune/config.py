@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from lmtune.exceptions import ConfigError, LmtuneError
 from lmtune.samplers import Sampler, default_sampler, sampler_from_config
 from lmtune.schedulers.base import Scheduler
-from lmtune.space import SearchSpace
+from lmtune.space import CategoricalDistribution, SearchSpace, coerce_number
+from lmtune.storage import check_storage_url
 
 __all__ = ["DEFAULT_STORAGE", "StudyFile", "StudySpec", "load_study_file", "resolve_storage_url"]
 
@@ -122,7 +123,10 @@ def read_yaml(path: Path) -> Mapping[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"not valid YAML{where}: {problem}") from None
     except UnicodeDecodeError:
         raise ConfigError("not a UTF-8 text file") from None
     if data is None:
@@ -183,6 +187,10 @@ def build_spec(data: Mapping[str, Any], path: Path, text: str = "") -> StudySpec
     enqueue = []
     for i, params in enumerate(model.enqueue):
         if space is not None:
+            params = {
+                k: coerce_number(v) if k in space and not isinstance(space[k], CategoricalDistribution) else v
+                for k, v in params.items()
+            }
             try:
                 params = space.validate(params, partial=True)
             except ConfigError as exc:
@@ -191,9 +199,11 @@ def build_spec(data: Mapping[str, Any], path: Path, text: str = "") -> StudySpec
     provenance = {"study_file": str(path.resolve()), "study_file_text": text}
     if task is not None and hasattr(task, "provenance"):
         provenance["task"] = task.provenance()
+    storage = resolve_storage_url(model.storage, base_dir) if model.storage else DEFAULT_STORAGE
+    check_storage_url(storage)
     return StudySpec(
         name=model.study,
-        storage=resolve_storage_url(model.storage, base_dir) if model.storage else DEFAULT_STORAGE,
+        storage=storage,
         direction=direction,
         objective=objective,
         space=space,

@@ -370,7 +370,7 @@ class CategoricalDistribution(Distribution):
 _NUMERIC_FIELDS = ("low", "high", "step")
 
 
-def _coerce_number(value: Any) -> Any:
+def coerce_number(value: Any) -> Any:
     """YAML 1.1 reads ``1e-5`` as a string: accept such strings as numbers."""
     if isinstance(value, str):
         try:
@@ -394,8 +394,8 @@ def distribution_from_dict(spec: Mapping[str, Any] | Sequence[Any]) -> Distribut
     if prior_spec is not None:
         if not isinstance(prior_spec, Mapping) or set(prior_spec) != {"value", "confidence"}:
             raise ConfigError(f"prior must be {{value: ..., confidence: ...}}, but got {prior_spec!r}")
-        value = prior_spec["value"] if kind == "categorical" else _coerce_number(prior_spec["value"])
-        prior = Prior(value, _coerce_number(prior_spec["confidence"]))
+        value = prior_spec["value"] if kind == "categorical" else coerce_number(prior_spec["value"])
+        prior = Prior(value, coerce_number(prior_spec["confidence"]))
     allowed = {
         "float": {"low", "high", "log", "step", "grid_points"},
         "int": {"low", "high", "log", "step"},
@@ -408,7 +408,7 @@ def distribution_from_dict(spec: Mapping[str, Any] | Sequence[Any]) -> Distribut
         raise ConfigError(f"unknown key(s) {unknown} for a {kind} parameter; allowed: {sorted(allowed[kind])}")
     for field in _NUMERIC_FIELDS:
         if field in spec:
-            spec[field] = _coerce_number(spec[field])
+            spec[field] = coerce_number(spec[field])
     missing = [f for f in ("low", "high") if f not in spec] if kind != "categorical" else []
     if kind == "categorical" and "choices" not in spec:
         missing = ["choices"]

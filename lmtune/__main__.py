@@ -1,0 +1,5 @@
+"""Allow `python -m lmtune`."""
+
+from lmtune.cli import main
+
+main()
