@@ -92,8 +92,11 @@ def _open_study(spec: StudySpec, storage_url: str) -> Study:
             load_if_exists=True,
             space=spec.space,
             scheduler=spec.scheduler,
-            attrs={"provenance": provenance(spec.sampler.seed, {"sampler": spec.sampler.describe(),
-                                                                 **spec.provenance})},
+            attrs={
+                "provenance": provenance(
+                    spec.sampler.seed, {"sampler": spec.sampler.describe(), **spec.provenance}
+                )
+            },
         )
     check_compatible(info, spec.direction, spec.space)
     return load_study(spec.name, storage, sampler=spec.sampler, scheduler=spec.scheduler)
@@ -101,7 +104,9 @@ def _open_study(spec: StudySpec, storage_url: str) -> Study:
 
 def _enqueue_new(study: Study, configs: list[dict[str, Any]]) -> int:
     """Enqueue the file's configurations that no unfailed trial holds yet (a rerun adds nothing twice)."""
-    held = {json.dumps(dict(r.params), sort_keys=True) for r in study.trials if r.state is not TrialState.FAILED}
+    held = {
+        json.dumps(dict(r.params), sort_keys=True) for r in study.trials if r.state is not TrialState.FAILED
+    }
     added = 0
     for params in configs:
         key = json.dumps(params, sort_keys=True)
@@ -153,7 +158,12 @@ class _Progress:
             value = "-" if record.value is None else f"{record.value:.6g}"
             logging.getLogger("lmtune").info(
                 "trial %d %s value=%s | %d/%s finished | best %s",
-                record.number, record.state.value, value, done, self.total or "?", self._best(),
+                record.number,
+                record.state.value,
+                value,
+                done,
+                self.total or "?",
+                self._best(),
             )
 
     def __exit__(self, *exc: object) -> None:
@@ -196,7 +206,9 @@ def run(study_file: Path, storage: str | None, n_trials: int | None) -> None:
             )
     except KeyboardInterrupt:
         done = len(study.get_trials(FINISHED))
-        click.echo(f"interrupted after {done} finished trials; run the same command again to resume", err=True)
+        click.echo(
+            f"interrupted after {done} finished trials; run the same command again to resume", err=True
+        )
         sys.exit(130)
     finally:
         study.close()
@@ -281,7 +293,9 @@ def best(study: str, storage: str | None, as_json: bool) -> None:
     if record is None:
         raise ConfigError(f"study {study!r} has no COMPLETE trial yet")
     if as_json:
-        click.echo(json.dumps({"number": record.number, "value": record.value, "params": dict(record.params)}))
+        click.echo(
+            json.dumps({"number": record.number, "value": record.value, "params": dict(record.params)})
+        )
     else:
         _print_best(s)
 
@@ -290,7 +304,9 @@ def best(study: str, storage: str | None, as_json: bool) -> None:
 @click.argument("study")
 @click.option("--storage", help=f"Storage URL (default {DEFAULT_STORAGE}).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), required=True, help="Output format.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File (default stdout).")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File (default stdout)."
+)
 @user_errors
 def export(study: str, storage: str | None, fmt: str, output: Path | None) -> None:
     """Export all trials of STUDY as CSV or JSON."""
@@ -318,7 +334,9 @@ def db_upgrade(url: str) -> None:
     from lmtune.storage.sql import upgrade_schema
 
     old, new = upgrade_schema(url)
-    click.echo(f"{url}: schema version {old} -> {new}" if old != new else f"{url}: schema version {new}, up to date")
+    click.echo(
+        f"{url}: schema version {old} -> {new}" if old != new else f"{url}: schema version {new}, up to date"
+    )
 
 
 if __name__ == "__main__":

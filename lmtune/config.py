@@ -39,10 +39,14 @@ class StudyFile(BaseModel):
     objective: str | None = Field(None, description="module:function taking a trial")
     task: dict[str, Any] | None = Field(None, description="a language-model task, instead of `objective`")
     space: dict[str, Any] | None = None
-    preset: str | None = Field(None, description="a named search space; `space:` entries override its parameters")
+    preset: str | None = Field(
+        None, description="a named search space; `space:` entries override its parameters"
+    )
     sampler: dict[str, Any] | None = None
     scheduler: dict[str, Any] | None = None
-    n_trials: int | None = Field(None, gt=0, description="finished (COMPLETE or PRUNED) trials the study should hold")
+    n_trials: int | None = Field(
+        None, gt=0, description="finished (COMPLETE or PRUNED) trials the study should hold"
+    )
     timeout: float | None = Field(None, gt=0, description="seconds after which a run starts no new trial")
     enqueue: list[dict[str, Any]] = Field(default_factory=list)
     max_failed_trials: int = Field(10, gt=0)
@@ -110,7 +114,9 @@ def import_objective(reference: str, base_dir: Path) -> Callable[..., Any]:
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # any import failure is the user's to fix
-        raise ConfigError(f"`objective`: cannot import module {module_name!r}: {type(exc).__name__}: {exc}") from None
+        raise ConfigError(
+            f"`objective`: cannot import module {module_name!r}: {type(exc).__name__}: {exc}"
+        ) from None
     function = getattr(module, attr, None)
     if not callable(function):
         raise ConfigError(f"`objective`: module {module_name!r} has no function {attr!r}")
@@ -132,7 +138,9 @@ def read_yaml(path: Path) -> Mapping[str, Any]:
     if data is None:
         raise ConfigError("the file is empty; it needs at least `study:` and `objective:` (or `task:`)")
     if not isinstance(data, Mapping):
-        raise ConfigError(f"the top level must be a mapping of keys such as `study:`, but got {type(data).__name__}")
+        raise ConfigError(
+            f"the top level must be a mapping of keys such as `study:`, but got {type(data).__name__}"
+        )
     return data
 
 
@@ -170,7 +178,9 @@ def build_spec(data: Mapping[str, Any], path: Path, text: str = "") -> StudySpec
         raise ConfigError("give exactly one of `objective: module:function` or `task:`")
     task = _load_task(model.task, base_dir) if model.task is not None else None
     objective = task if task is not None else import_objective(model.objective or "", base_dir)
-    direction = model.direction or (getattr(task, "direction", None) if task is not None else None) or "minimize"
+    direction = (
+        model.direction or (getattr(task, "direction", None) if task is not None else None) or "minimize"
+    )
     space = _space(model, task)
     sampler_config = dict(model.sampler or {})
     if sampler_config:

@@ -173,7 +173,11 @@ class FloatDistribution(Distribution):
     def contains(self, value: Any) -> bool:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             return False
-        if not self.low - 1e-12 * max(1.0, abs(self.low)) <= value <= self.high + 1e-12 * max(1.0, abs(self.high)):
+        if (
+            not self.low - 1e-12 * max(1.0, abs(self.low))
+            <= value
+            <= self.high + 1e-12 * max(1.0, abs(self.high))
+        ):
             return False
         if self.step is not None:
             k = (value - self.low) / self.step
@@ -248,7 +252,7 @@ class IntDistribution(Distribution):
         self, low: int, high: int, *, log: bool = False, step: int = 1, prior: Prior | None = None
     ) -> None:
         for field, value in (("low", low), ("high", high), ("step", step)):
-            if isinstance(value, float) and value.is_integer():
+            if isinstance(value, float) and float(value).is_integer():
                 continue
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"{field} of an int parameter must be an integer, but got {value!r}")
@@ -377,7 +381,9 @@ def coerce_number(value: Any) -> Any:
             number = float(value)
         except ValueError:
             return value
-        return int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
+        return (
+            int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
+        )
     return value
 
 
@@ -386,7 +392,9 @@ def distribution_from_dict(spec: Mapping[str, Any] | Sequence[Any]) -> Distribut
     if isinstance(spec, Sequence) and not isinstance(spec, (str, bytes)):
         return CategoricalDistribution(list(spec))
     if not isinstance(spec, Mapping):
-        raise ConfigError(f"a parameter must be a mapping such as {{type: float, low: 0, high: 1}}, got {spec!r}")
+        raise ConfigError(
+            f"a parameter must be a mapping such as {{type: float, low: 0, high: 1}}, got {spec!r}"
+        )
     spec = dict(spec)
     kind = spec.pop("type", None)
     prior_spec = spec.pop("prior", None)
@@ -405,7 +413,9 @@ def distribution_from_dict(spec: Mapping[str, Any] | Sequence[Any]) -> Distribut
         raise ConfigError(f"type must be one of float, int, categorical, but got {kind!r}")
     unknown = sorted(set(spec) - allowed[kind])
     if unknown:
-        raise ConfigError(f"unknown key(s) {unknown} for a {kind} parameter; allowed: {sorted(allowed[kind])}")
+        raise ConfigError(
+            f"unknown key(s) {unknown} for a {kind} parameter; allowed: {sorted(allowed[kind])}"
+        )
     for field in _NUMERIC_FIELDS:
         if field in spec:
             spec[field] = coerce_number(spec[field])
@@ -445,7 +455,9 @@ class SearchSpace(Mapping[str, Distribution]):
             if child not in distributions:
                 raise ConfigError(f"a condition is given for unknown parameter {child!r}")
             if not isinstance(parents, Mapping) or not parents:
-                raise ConfigError(f"{child}.when must map parent names to allowed values, but got {parents!r}")
+                raise ConfigError(
+                    f"{child}.when must map parent names to allowed values, but got {parents!r}"
+                )
             checked: dict[str, tuple[Any, ...]] = {}
             for parent, allowed in parents.items():
                 if parent not in distributions:
@@ -650,4 +662,3 @@ class SearchSpace(Mapping[str, Distribution]):
     @classmethod
     def from_json(cls, text: str) -> SearchSpace:
         return cls.from_dict(json.loads(text))
-

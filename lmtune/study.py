@@ -220,7 +220,9 @@ class Study:
         """Fail RUNNING trials whose worker stopped sending heartbeats (reason "worker lost")."""
         failed = self._storage.fail_stale_trials(self.study_id, self.grace_period)
         for record in failed:
-            logger.warning("trial %d failed: worker lost (no heartbeat for %.0f s)", record.number, self.grace_period)
+            logger.warning(
+                "trial %d failed: worker lost (no heartbeat for %.0f s)", record.number, self.grace_period
+            )
         return failed
 
     # Ask / tell -----------------------------------------------------------------------------------------------
@@ -243,7 +245,9 @@ class Study:
         With ``max_trials`` a new trial is created only while the study holds fewer than that many unfailed
         trials; None is returned otherwise (another worker may be finishing the rest).
         """
-        start = self.scheduler.next_trial(self.history()) if not isinstance(self.scheduler, NoScheduler) else None
+        start = (
+            self.scheduler.next_trial(self.history()) if not isinstance(self.scheduler, NoScheduler) else None
+        )
         record: TrialRecord | None = None
         if start is not None and start.resume_number is not None:
             record = self._resume(start.resume_number, start.budget)
@@ -252,7 +256,10 @@ class Study:
         if record is None:
             attrs = {}
             if start is not None:
-                attrs = {**(start.attrs or {}), **({"budget": start.budget} if start.budget is not None else {})}
+                attrs = {
+                    **(start.attrs or {}),
+                    **({"budget": start.budget} if start.budget is not None else {}),
+                }
             record = self._storage.create_trial(
                 self.study_id,
                 state=TrialState.RUNNING,
@@ -300,7 +307,9 @@ class Study:
         fixed = dict(record.params)
         if all(name in fixed for name in self.space if self.space.is_active(name, fixed)):
             return None
-        history = self.history() if self.sampler.needs_history else TrialHistory((), self.direction, self.space)
+        history = (
+            self.history() if self.sampler.needs_history else TrialHistory((), self.direction, self.space)
+        )
         suggested = self.sampler.suggest(self.space, history, record.number)
         params: dict[str, Any] = {}
         for name in self.space:
@@ -311,12 +320,16 @@ class Study:
             elif name in suggested:
                 params[name] = suggested[name]
             else:  # a fixed parent activated a branch the sampler did not suggest
-                params[name] = self.sampler.suggest_one(name, self.space[name], history, record.number, params)
+                params[name] = self.sampler.suggest_one(
+                    name, self.space[name], history, record.number, params
+                )
         new = {k: v for k, v in params.items() if k not in fixed}
         self._storage.set_trial_params(record.trial_id, new, {k: self.space[k] for k in new})
         return None
 
-    def _suggest_one(self, record: TrialRecord, name: str, dist: Distribution, params: Mapping[str, Any]) -> Any:
+    def _suggest_one(
+        self, record: TrialRecord, name: str, dist: Distribution, params: Mapping[str, Any]
+    ) -> Any:
         return self.sampler.suggest_one(name, dist, self.history(), record.number, params)
 
     def _on_report(self, trial_id: int, value: float, step: int) -> Decision:
@@ -325,7 +338,9 @@ class Study:
             return CONTINUE
         decision = self.scheduler.on_report(record, self.history())
         if decision.action.value != "CONTINUE":
-            logger.info("trial %d at step %d: %s (%s)", record.number, step, decision.action.value, decision.reason)
+            logger.info(
+                "trial %d at step %d: %s (%s)", record.number, step, decision.action.value, decision.reason
+            )
         return decision
 
     def tell(
@@ -470,12 +485,24 @@ class Study:
             names.extend(n for n in record.params if n not in names)
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(["number", "state", "value", "duration_s", *(f"params.{n}" for n in names), "failure_reason"])
+        writer.writerow(
+            ["number", "state", "value", "duration_s", *(f"params.{n}" for n in names), "failure_reason"]
+        )
         for r in records:
-            params = [json.dumps(r.params[n]) if isinstance(r.params.get(n), (list, dict)) else r.params.get(n, "")
-                      for n in names]
-            writer.writerow([r.number, r.state.value, "" if r.value is None else r.value,
-                             "" if r.duration is None else round(r.duration, 6), *params, r.failure_reason or ""])
+            params = [
+                json.dumps(r.params[n]) if isinstance(r.params.get(n), (list, dict)) else r.params.get(n, "")
+                for n in names
+            ]
+            writer.writerow(
+                [
+                    r.number,
+                    r.state.value,
+                    "" if r.value is None else r.value,
+                    "" if r.duration is None else round(r.duration, 6),
+                    *params,
+                    r.failure_reason or "",
+                ]
+            )
         text = buffer.getvalue()
         if path is not None:
             Path(path).write_text(text)
@@ -517,7 +544,9 @@ def create_study(
 
     _check_direction(direction)
     if sampler is not None and seed is not None:
-        raise ConfigError("give either `sampler` or `seed`: the seed of an explicit sampler is set on the sampler")
+        raise ConfigError(
+            "give either `sampler` or `seed`: the seed of an explicit sampler is set on the sampler"
+        )
     store = get_storage(storage)
     if study_name is None:
         study_name = f"study-{uuid.uuid4().hex[:8]}"
@@ -536,8 +565,14 @@ def create_study(
             raise
         info = store.get_study(study_name)
         check_compatible(info, direction, declared)
-    return Study(info, store, sampler=sampler, scheduler=scheduler, checkpoint_root=checkpoint_root,
-                 grace_period=grace_period)
+    return Study(
+        info,
+        store,
+        sampler=sampler,
+        scheduler=scheduler,
+        checkpoint_root=checkpoint_root,
+        grace_period=grace_period,
+    )
 
 
 def check_compatible(info: StudyInfo, direction: str, space: SearchSpace | None) -> None:
@@ -572,6 +607,11 @@ def load_study(
     if sampler is None:
         seed = (info.attrs.get("provenance") or {}).get("seed")
         sampler = default_sampler(seed)
-    return Study(info, store, sampler=sampler, scheduler=scheduler, checkpoint_root=checkpoint_root,
-                 grace_period=grace_period)
-
+    return Study(
+        info,
+        store,
+        sampler=sampler,
+        scheduler=scheduler,
+        checkpoint_root=checkpoint_root,
+        grace_period=grace_period,
+    )

@@ -50,8 +50,12 @@ class TrialState(str, enum.Enum):
 # Legal transitions; storage backends enforce them.
 ALLOWED_TRANSITIONS: dict[TrialState, frozenset[TrialState]] = {
     TrialState.WAITING: frozenset({TrialState.RUNNING, TrialState.FAILED}),
-    TrialState.RUNNING: frozenset({TrialState.PAUSED, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED}),
-    TrialState.PAUSED: frozenset({TrialState.RUNNING, TrialState.PRUNED, TrialState.FAILED, TrialState.COMPLETE}),
+    TrialState.RUNNING: frozenset(
+        {TrialState.PAUSED, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED}
+    ),
+    TrialState.PAUSED: frozenset(
+        {TrialState.RUNNING, TrialState.PRUNED, TrialState.FAILED, TrialState.COMPLETE}
+    ),
     TrialState.COMPLETE: frozenset(),
     TrialState.PRUNED: frozenset(),
     TrialState.FAILED: frozenset(),
@@ -169,7 +173,9 @@ class Trial:
     :meth:`should_stop` says when to return early.
     """
 
-    def __init__(self, study: Study, record: TrialRecord, presuggested: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, study: Study, record: TrialRecord, presuggested: Mapping[str, Any] | None = None
+    ) -> None:
         self._study = study
         self._record = record
         self._params: dict[str, Any] = dict(record.params)
@@ -267,7 +273,9 @@ class Trial:
         if checked is None:
             raise ConfigError(f"trial {self.number}: report() needs a finite number: {reason}")
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-            raise ConfigError(f"trial {self.number}: report() step must be a non-negative integer, got {step!r}")
+            raise ConfigError(
+                f"trial {self.number}: report() step must be a non-negative integer, got {step!r}"
+            )
         decision = self._study._on_report(self.trial_id, checked, step)
         self._stop_requested = decision.stops
         self._pause_requested = decision.pauses

@@ -17,7 +17,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     has_ray = importlib.util.find_spec("ray") is not None
     for item in items:
         if "postgres" in item.keywords and not postgres_url:
-            item.add_marker(pytest.mark.skip(reason="set LMTUNE_POSTGRES_URL to a PostgreSQL server to run this"))
+            item.add_marker(
+                pytest.mark.skip(reason="set LMTUNE_POSTGRES_URL to a PostgreSQL server to run this")
+            )
         if "ray" in item.keywords and not has_ray:
             item.add_marker(pytest.mark.skip(reason="ray is not installed: pip install 'lmtune[ray]'"))
 

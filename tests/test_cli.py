@@ -61,7 +61,9 @@ def test_run_resume_and_extend(study_file: Path, tmp_path: Path) -> None:
 def test_storage_in_the_file_is_relative_to_the_file(tmp_path: Path) -> None:
     folder = tmp_path / "sub"
     folder.mkdir()
-    (folder / "s.yaml").write_text(BRANIN + "storage: sqlite:///here.db\nn_trials: 3\n".replace("n_trials: 3\n", ""))
+    (folder / "s.yaml").write_text(
+        BRANIN + "storage: sqlite:///here.db\nn_trials: 3\n".replace("n_trials: 3\n", "")
+    )
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
@@ -110,7 +112,10 @@ BAD_FILES = {
     "missing study": (BRANIN.replace("study: branin\n", ""), "`study` is required"),
     "blank study": (BRANIN.replace("study: branin", "study: '  '"), "`study`"),
     "bad space": (BRANIN.replace("low: 0, high: 15", "low: 15, high: 0"), "space.y"),
-    "bad objective": (BRANIN.replace("lmtune.testing.functions:branin", "no_such_module:f"), "no_such_module"),
+    "bad objective": (
+        BRANIN.replace("lmtune.testing.functions:branin", "no_such_module:f"),
+        "no_such_module",
+    ),
     "missing function": (BRANIN.replace("functions:branin", "functions:nope"), "no function 'nope'"),
     "unknown sampler": (BRANIN.replace("name: sobol", "name: annealing"), "sampler.name"),
     "unknown storage": (BRANIN + "storage: redis://localhost\n", "unknown scheme 'redis'"),
@@ -125,8 +130,11 @@ def test_bad_study_files_exit_2_with_one_clear_message(case: str, tmp_path: Path
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     for command in ("validate", "run"):
-        code, out, err = invoke(command, str(path), "--storage", db_url(tmp_path)) if command == "run" and \
-            "storage:" not in text else invoke(command, str(path))
+        code, out, err = (
+            invoke(command, str(path), "--storage", db_url(tmp_path))
+            if command == "run" and "storage:" not in text
+            else invoke(command, str(path))
+        )
         assert code == 2, (command, out, err)
         assert err.startswith(f"lmtune: error: {path}"), err
         assert expected in err, err

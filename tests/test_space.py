@@ -81,8 +81,13 @@ def test_json_round_trip_keeps_everything() -> None:
     space = SearchSpace.from_dict(
         {
             **OPTIMIZER_SPACE,
-            "dropout": {"type": "float", "low": 0, "high": 0.5, "step": 0.1,
-                        "prior": {"value": 0.1, "confidence": 0.5}},
+            "dropout": {
+                "type": "float",
+                "low": 0,
+                "high": 0.5,
+                "step": 0.1,
+                "prior": {"value": 0.1, "confidence": 0.5},
+            },
             "warmup": {"type": "float", "low": 0, "high": 0.2, "grid_points": 3},
             "head": {"type": "categorical", "choices": [None, [1, 2], {"k": "v"}, 3.5]},
         }
@@ -175,6 +180,10 @@ def test_validate_catches_unknown_inactive_missing_and_out_of_range() -> None:
 
 
 def test_small_grid_detection() -> None:
-    assert SearchSpace.from_dict({"a": [1, 2, 3], "b": {"type": "int", "low": 0, "high": 3}}).is_small_grid(12)
-    assert not SearchSpace.from_dict({"a": [1, 2, 3], "b": {"type": "int", "low": 0, "high": 4}}).is_small_grid(12)
+    assert SearchSpace.from_dict({"a": [1, 2, 3], "b": {"type": "int", "low": 0, "high": 3}}).is_small_grid(
+        12
+    )
+    assert not SearchSpace.from_dict(
+        {"a": [1, 2, 3], "b": {"type": "int", "low": 0, "high": 4}}
+    ).is_small_grid(12)
     assert not SearchSpace.from_dict({"x": {"type": "float", "low": 0, "high": 1}}).is_small_grid(1000)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from pathlib import Path
 
 import pytest
 
@@ -107,7 +108,9 @@ def test_too_many_failures_in_a_row_stop_the_run() -> None:
 def test_returning_after_should_stop_is_pruned_with_the_last_value() -> None:
     class StopAtTwo(lmtune.schedulers.Scheduler):
         def on_report(self, trial, history):
-            action = lmtune.schedulers.Action.STOP if trial.last_step >= 2 else lmtune.schedulers.Action.CONTINUE
+            action = (
+                lmtune.schedulers.Action.STOP if trial.last_step >= 2 else lmtune.schedulers.Action.CONTINUE
+            )
             return lmtune.schedulers.Decision(action, "test")
 
     def objective(trial: lmtune.Trial) -> float:
@@ -237,7 +240,7 @@ def test_checkpoint_dir_is_per_trial_and_recorded() -> None:
     study.optimize(objective, n_trials=2)
     dirs = [t.checkpoint_dir for t in study.trials]
     assert dirs[0] != dirs[1]
-    assert open(dirs[1] + "/state.txt").read() == "1"
+    assert (Path(dirs[1]) / "state.txt").read_text() == "1"
 
 
 def test_reopening_checks_direction_and_space() -> None:

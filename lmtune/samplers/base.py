@@ -37,7 +37,7 @@ class Sampler(ABC):
 
     def __init__(self, seed: int | None = None) -> None:
         if seed is None:
-            seed = int(np.random.SeedSequence().entropy % (2**63))
+            seed = int(np.random.SeedSequence().generate_state(2, np.uint32).astype(np.uint64)[0])
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             from lmtune.exceptions import ConfigError
 

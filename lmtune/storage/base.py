@@ -28,7 +28,13 @@ __all__ = ["SCHEMA_VERSION", "StudyInfo", "Storage"]
 SCHEMA_VERSION = 1
 
 # States that hold a slot towards a study's trial target: finished or still in the works.
-ACTIVE_OR_DONE = (TrialState.WAITING, TrialState.RUNNING, TrialState.PAUSED, TrialState.COMPLETE, TrialState.PRUNED)
+ACTIVE_OR_DONE = (
+    TrialState.WAITING,
+    TrialState.RUNNING,
+    TrialState.PAUSED,
+    TrialState.COMPLETE,
+    TrialState.PRUNED,
+)
 
 
 @dataclass(frozen=True)
@@ -150,5 +156,5 @@ class Storage(ABC):
     def fail_stale_trials(self, study_id: int, grace_seconds: float) -> list[TrialRecord]:
         """Fail (reason "worker lost") RUNNING trials whose last heartbeat is older than the grace period."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op for backends without connections
         """Release connections; the storage must not be used afterwards."""

@@ -12,7 +12,7 @@ from typing import Any
 from lmtune.exceptions import DuplicatedStudyError, StudyNotFoundError
 from lmtune.space import Distribution
 from lmtune.storage._common import WORKER_LOST, check_transition, check_writable, dumps, now
-from lmtune.storage.base import ACTIVE_OR_DONE, StudyInfo, Storage
+from lmtune.storage.base import ACTIVE_OR_DONE, Storage, StudyInfo
 from lmtune.trial import TrialRecord, TrialState
 
 __all__ = ["InMemoryStorage"]

@@ -42,18 +42,23 @@ def _read(trial: Trial, space: Mapping[str, Any]) -> dict[str, Any]:
         dist.pop("prior", None)
         dist.pop("grid_points", None)
         if kind == "float":
-            values[name] = trial.suggest_float(name, dist["low"], dist["high"], step=dist.get("step"),
-                                               log=dist.get("log", False))
+            values[name] = trial.suggest_float(
+                name, dist["low"], dist["high"], step=dist.get("step"), log=dist.get("log", False)
+            )
         elif kind == "int":
-            values[name] = trial.suggest_int(name, dist["low"], dist["high"], step=dist.get("step", 1),
-                                             log=dist.get("log", False))
+            values[name] = trial.suggest_int(
+                name, dist["low"], dist["high"], step=dist.get("step", 1), log=dist.get("log", False)
+            )
         else:
             values[name] = trial.suggest_categorical(name, dist["choices"])
     return values
 
 
 # Branin-Hoo: three global minima of 0.397887 at (-pi, 12.275), (pi, 2.275), (9.42478, 2.475).
-BRANIN_SPACE = {"x": {"type": "float", "low": -5.0, "high": 10.0}, "y": {"type": "float", "low": 0.0, "high": 15.0}}
+BRANIN_SPACE = {
+    "x": {"type": "float", "low": -5.0, "high": 10.0},
+    "y": {"type": "float", "low": 0.0, "high": 15.0},
+}
 BRANIN_OPTIMUM = 0.397887357729738
 
 
@@ -153,7 +158,9 @@ CONDITIONAL_SPACE = {
 CONDITIONAL_OPTIMUM = 0.0
 
 
-def conditional_value(optimizer: str, lr: float, momentum: float | None = None, beta2: float | None = None) -> float:
+def conditional_value(
+    optimizer: str, lr: float, momentum: float | None = None, beta2: float | None = None
+) -> float:
     if optimizer == "sgd":
         assert momentum is not None
         return (math.log10(lr) + 1.0) ** 2 + 4.0 * (momentum - 0.9) ** 2 + 0.2
