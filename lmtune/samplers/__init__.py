@@ -9,13 +9,23 @@ from lmtune.samplers.base import Sampler
 from lmtune.samplers.grid import GridSampler
 from lmtune.samplers.random import RandomSampler
 from lmtune.samplers.sobol import SobolSampler
+from lmtune.samplers.tpe import TPESampler
 
-__all__ = ["GridSampler", "RandomSampler", "Sampler", "SobolSampler", "default_sampler", "sampler_from_config"]
+__all__ = [
+    "GridSampler",
+    "RandomSampler",
+    "Sampler",
+    "SobolSampler",
+    "TPESampler",
+    "default_sampler",
+    "sampler_from_config",
+]
 
 SAMPLERS: dict[str, type[Sampler]] = {
     "grid": GridSampler,
     "random": RandomSampler,
     "sobol": SobolSampler,
+    "tpe": TPESampler,
 }
 
 
