@@ -14,6 +14,19 @@
 
 from __future__ import annotations
 
+__all__ = [
+    "ConfigError",
+    "DuplicatedStudyError",
+    "LmtuneError",
+    "MissingDependencyError",
+    "SchemaVersionError",
+    "StorageError",
+    "StudyNotFoundError",
+    "TooManyFailedTrialsError",
+    "TrialPruned",
+    "TrialStateError",
+]
+
 
 class LmtuneError(Exception):
     """Root of every error lmtune raises on purpose."""
