@@ -1,0 +1,185 @@
+"""Asynchronous successive halving (ASHA, Li et al. 2020): promote when a rung has room, never wait.
+
+Resources (epochs, by default) are spent on rungs ``min_resource * reduction_factor**k``, capped by
+``max_resource`` (which is always the last rung): with 1, 5 and 3 the rungs are 1, 3 and 5 epochs. Of the trials
+that reached a rung, the best ``1 / reduction_factor`` may go on to the next one.
+
+Two forms, both pure functions of the trial records:
+
+* **stop** (default): every trial is started to ``max_resource``; when it reports at a rung it continues only if it
+  is among the best ``floor(n / eta)`` of the ``n`` trials that reported at that rung so far (the first one always
+  continues), otherwise it is stopped (PRUNED).
+* **pause** (``pause=True``): a new trial runs to the lowest rung and PAUSES there; :meth:`next_trial` resumes the
+  best paused trial of the highest rung that has room (it is in the top ``floor(n / eta)`` of its rung and not
+  promoted yet), and starts a new trial only when no promotion is possible.
+
+:class:`~lmtune.schedulers.hyperband.Hyperband` runs several such ladders (brackets) that start at different rungs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from lmtune.exceptions import ConfigError
+from lmtune.history import TrialHistory
+from lmtune.schedulers.base import CONTINUE, Action, Decision, Scheduler, TrialStart
+from lmtune.trial import TrialRecord, TrialState
+
+__all__ = ["SuccessiveHalving", "rung_levels"]
+
+
+def rung_levels(min_resource: int, max_resource: int, reduction_factor: int) -> list[int]:
+    """The resource levels of the rungs: ``min * eta**k`` below ``max``, then ``max`` itself."""
+    levels: list[int] = []
+    level = float(min_resource)
+    while round(level) < max_resource:
+        if not levels or round(level) > levels[-1]:
+            levels.append(round(level))
+        level *= reduction_factor
+    levels.append(max_resource)
+    return levels
+
+
+def check_resources(min_resource: Any, max_resource: Any, reduction_factor: Any) -> None:
+    """Raise :class:`ConfigError` naming the field when the rung settings are unusable."""
+    for name, value in (("min_resource", min_resource), ("max_resource", max_resource)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(
+                f"scheduler.{name} must be a positive integer (resource units), but got {value!r}"
+            )
+    if min_resource > max_resource:
+        raise ConfigError(
+            f"scheduler.min_resource must be <= max_resource, but got min_resource={min_resource}, "
+            f"max_resource={max_resource}"
+        )
+    if (
+        isinstance(reduction_factor, bool)
+        or not isinstance(reduction_factor, (int, float))
+        or reduction_factor < 2
+    ):
+        raise ConfigError(
+            f"scheduler.reduction_factor must be a number >= 2 (3 is usual), but got {reduction_factor!r}"
+        )
+
+
+def rung_value(record: TrialRecord, level: int) -> float | None:
+    """The value a trial reported at exactly step ``level`` (None when it did not report there)."""
+    return record.intermediate.get(level)
+
+
+def top_of_rung(
+    records: Sequence[TrialRecord], level: int, eta: float, history: TrialHistory
+) -> list[TrialRecord]:
+    """The trials among ``records`` that are in the best ``floor(n / eta)`` at rung ``level`` (ties: lower number)."""
+    at_rung = [r for r in records if r.state is not TrialState.FAILED and rung_value(r, level) is not None]
+    ranked = sorted(at_rung, key=lambda r: (history.signed(r.intermediate[level]), r.number))
+    return ranked[: int(len(ranked) // eta)]
+
+
+def stays_in_rung(
+    trial: TrialRecord, records: Sequence[TrialRecord], level: int, eta: float, history: TrialHistory
+) -> bool:
+    """Stop-form rule: whether ``trial`` ranks in the best ``max(1, floor(n / eta))`` of the ``n`` reports at
+    rung ``level`` (itself included)."""
+    value = rung_value(trial, level)
+    if value is None:
+        return True
+    at_rung = [r for r in records if r.state is not TrialState.FAILED and rung_value(r, level) is not None]
+    if all(r.number != trial.number for r in at_rung):
+        at_rung.append(trial)
+    mine = (history.signed(value), trial.number)
+    rank = sum((history.signed(r.intermediate[level]), r.number) < mine for r in at_rung)
+    return rank < max(1, int(len(at_rung) // eta))
+
+
+class SuccessiveHalving(Scheduler):
+    """ASHA with one ladder of rungs; see the module docstring for the stop and pause forms.
+
+    ``min_resource``/``max_resource`` are in the units of the objective's report steps (``resource``, e.g.
+    ``"epoch"``); ``reduction_factor`` (eta) is the fraction kept at each rung, 1/eta.
+    """
+
+    def __init__(
+        self,
+        max_resource: int,
+        min_resource: int = 1,
+        reduction_factor: float = 3,
+        *,
+        pause: bool = False,
+        resource: str = "epoch",
+    ) -> None:
+        check_resources(min_resource, max_resource, reduction_factor)
+        self.min_resource = min_resource
+        self.max_resource = max_resource
+        self.reduction_factor = reduction_factor
+        self.pause = bool(pause)
+        self.resource = resource
+        self.levels = rung_levels(min_resource, max_resource, int(reduction_factor))
+
+    # Brackets: plain ASHA has one, Hyperband overrides these two ------------------------------------------------
+    def bracket_of(self, record: TrialRecord) -> int:
+        """The index of the first rung of the trial's ladder."""
+        return int(record.system_attrs.get("bracket", 0))
+
+    def new_bracket(self, history: TrialHistory) -> int:
+        """The ladder a new trial joins."""
+        return 0
+
+    # Decisions --------------------------------------------------------------------------------------------------
+    def on_report(self, trial: TrialRecord, history: TrialHistory) -> Decision:
+        step = trial.last_step
+        if step is None or step >= self.max_resource:
+            return CONTINUE
+        bracket = self.bracket_of(trial)
+        if self.pause:
+            budget = trial.system_attrs.get("budget")
+            if budget is not None and step >= budget:
+                return Decision(Action.PAUSE, f"reached rung {budget} {self.resource}s")
+            return CONTINUE
+        if step not in self.levels[bracket:-1]:
+            return CONTINUE
+        peers = [r for r in history if self.bracket_of(r) == bracket]
+        if stays_in_rung(trial, peers, step, self.reduction_factor, history):
+            return CONTINUE
+        return Decision(
+            Action.STOP, f"not in the top 1/{self.reduction_factor} at rung {step} {self.resource}s"
+        )
+
+    def next_trial(self, history: TrialHistory) -> TrialStart:
+        if self.pause:
+            promotion = self._promotion(history)
+            if promotion is not None:
+                return promotion
+        bracket = self.new_bracket(history)
+        budget = self.levels[bracket] if self.pause else self.max_resource
+        return TrialStart(budget=budget, attrs={"bracket": bracket})
+
+    def _promotion(self, history: TrialHistory) -> TrialStart | None:
+        """The best paused trial of the highest rung that has room, resumed to the next rung."""
+        brackets = sorted({self.bracket_of(r) for r in history})
+        for rung in range(len(self.levels) - 2, -1, -1):
+            level = self.levels[rung]
+            for bracket in brackets:
+                if rung < bracket:
+                    continue
+                peers = [r for r in history if self.bracket_of(r) == bracket]
+                for record in top_of_rung(peers, level, self.reduction_factor, history):
+                    if record.state is TrialState.PAUSED and record.last_step == level:
+                        return TrialStart(
+                            budget=self.levels[rung + 1],
+                            resume_number=record.number,
+                            attrs={"rung": rung + 1},
+                        )
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": type(self).__name__,
+            "resource": self.resource,
+            "min_resource": self.min_resource,
+            "max_resource": self.max_resource,
+            "reduction_factor": self.reduction_factor,
+            "pause": self.pause,
+            "rungs": self.levels,
+        }
