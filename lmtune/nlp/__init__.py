@@ -1,0 +1,29 @@
+"""Fine-tuning and training language models as study objectives (needs the ``nlp`` extra).
+
+``load_task(spec, base_dir)`` turns a study file's ``task:`` section into the objective; ``get_preset(name)``
+returns a search space with priors drawn from published practice.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+from lmtune.exceptions import MissingDependencyError
+from lmtune.nlp.presets import PRESETS, get_preset
+
+__all__ = ["PRESETS", "get_preset", "load_task"]
+
+_REQUIRED = ("torch", "transformers", "tokenizers", "peft", "sacrebleu")
+
+
+def load_task(spec: Any, base_dir: Any) -> Any:
+    """See :func:`lmtune.nlp.task.load_task`; imported lazily so presets work without torch."""
+    missing = [name for name in _REQUIRED if importlib.util.find_spec(name) is None]
+    if missing:
+        raise MissingDependencyError(
+            f"the task: section needs {', '.join(missing)}; install them with `pip install 'lmtune[nlp]'`"
+        )
+    from lmtune.nlp.task import load_task as _load_task
+
+    return _load_task(spec, base_dir)

@@ -1,0 +1,65 @@
+"""Trial checkpoints: ``last/`` (weights, optimizer, progress, RNG: enough to resume exactly) and ``best/`` (the
+weights of the best evaluation, which the final model is saved from).
+
+Tensors are written with ``torch.save`` and read back with ``weights_only=True`` (no code runs on load); progress
+and parameters are JSON. Each folder is written beside its final name and renamed, so a crash mid-write leaves the
+previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["BEST", "LAST", "Progress", "load_checkpoint", "read_json", "save_checkpoint"]
+
+LAST = "last"
+BEST = "best"
+
+
+@dataclass
+class Progress:
+    """Where training stands. ``step`` counts optimizer steps; ``epoch`` finished epochs; ``batch`` the batches
+    done in the current epoch; ``best_value`` the best validation metric so far, at report step ``best_step``."""
+
+    epoch: int = 0
+    step: int = 0
+    batch: int = 0
+    report_step: int = 0
+    best_value: float | None = None
+    best_step: int | None = None
+    bad_evals: int = 0
+    best_metrics: dict[str, float] = field(default_factory=dict)
+
+
+def save_checkpoint(folder: Path, *, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Write ``tensors`` (``torch.save``) and ``meta`` (JSON) into ``folder``, replacing it atomically."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    torch.save(tensors, tmp / "state.pt")
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
+    old = folder.with_name(folder.name + ".old")
+    if folder.exists():
+        folder.rename(old)
+    tmp.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_checkpoint(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(tensors, meta) of a folder written by :func:`save_checkpoint`."""
+    tensors = torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
+    return tensors, read_json(folder / "meta.json")
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def progress_to_dict(progress: Progress) -> dict[str, Any]:
+    return asdict(progress)

@@ -1,0 +1,147 @@
+"""The ``task:`` section of a study file, validated with pydantic; every error names ``task.<field>``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from lmtune.exceptions import ConfigError
+
+__all__ = ["METRICS", "TASK_TYPES", "TRAINING_PARAMS", "DataSpec", "ModelSpec", "TaskSpec", "parse_task_spec"]
+
+TASK_TYPES = ("classification", "causal-lm", "translation")
+# metric -> direction, per task type; the first one is the default.
+METRICS: dict[str, dict[str, str]] = {
+    "classification": {"accuracy": "maximize", "macro_f1": "maximize", "loss": "minimize"},
+    "causal-lm": {"perplexity": "minimize", "loss": "minimize"},
+    "translation": {"bleu": "maximize", "loss": "minimize"},
+}
+ARCHITECTURES = {"classification": ("bert",), "causal-lm": ("gpt2", "llama"), "translation": ("bart", "t5")}
+
+# Names the training loop reads from ``trial.params`` (or ``task.training``), documented in docs/nlp.md.
+TRAINING_PARAMS = frozenset({
+    "learning_rate", "batch_size", "epochs", "max_steps", "optimizer", "momentum", "nesterov", "beta1", "beta2",
+    "eps", "adagrad_lr_decay", "weight_decay", "warmup_ratio", "warmup_steps", "lr_schedule", "lr_decay_rate",
+    "dropout", "max_length", "finetune", "lora_r", "lora_alpha", "lora_dropout", "lora_target_modules",
+    "num_layers", "hidden_size", "num_heads", "ffn_size", "grad_clip", "gradient_checkpointing", "curriculum",
+    "seed", "label_smoothing",
+})
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(_Strict):
+    """Where the model comes from: exactly one of ``package``, ``path``, ``gguf`` or ``architecture``."""
+
+    package: str | None = None
+    path: str | None = None
+    gguf: str | None = None
+    architecture: str | None = None
+    tokenizer: str | None = Field(None, description="tokenizer folder or package for a from-scratch model")
+    vocab_size: int = Field(8000, ge=100, le=200_000)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelSpec:
+        given = [k for k in ("package", "path", "gguf", "architecture") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of package, path, gguf, architecture; got {given or 'none'}")
+        return self
+
+
+class DataSpec(_Strict):
+    """Dataset files (relative to ``root``, itself relative to the study file) and the columns to use."""
+
+    root: str = "."
+    train: str
+    validation: str | None = None
+    test: str | None = None
+    text: str = "text"
+    label: str = "label"
+    source: str = "source"
+    target: str = "target"
+    max_train_examples: int | None = Field(None, ge=1)
+    max_eval_examples: int | None = Field(None, ge=1)
+    validation_fraction: float = Field(0.1, gt=0, lt=1)
+    test_fraction: float = Field(0.1, gt=0, lt=1)
+    split_seed: int = 0
+
+
+class TaskSpec(_Strict):
+    """The validated ``task:`` section."""
+
+    type: Literal["classification", "causal-lm", "translation"]
+    model: ModelSpec
+    data: DataSpec
+    metric: str | None = None
+    direction: Literal["minimize", "maximize"] | None = None
+    max_length: int = Field(128, ge=8, le=8192)
+    training: dict[str, Any] = Field(default_factory=dict)
+    eval_every_steps: int | None = Field(None, ge=1)
+    patience: int | None = Field(3, ge=1)
+    micro_batch_size: int | None = Field(None, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    output_dir: str | None = None
+    generate_max_length: int = Field(64, ge=4, le=1024)
+
+    @field_validator("training")
+    @classmethod
+    def _known_params(cls, value: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(value) - TRAINING_PARAMS)
+        if unknown:
+            raise ValueError(f"unknown training parameter(s) {unknown}; known: {sorted(TRAINING_PARAMS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TaskSpec:
+        metrics = METRICS[self.type]
+        if self.metric is not None and self.metric not in metrics:
+            raise ValueError(f"metric {self.metric!r} is not available for a {self.type} task; use one of "
+                             f"{list(metrics)}")
+        direction = metrics[self.metric or next(iter(metrics))]
+        if self.direction is not None and self.direction != direction:
+            raise ValueError(f"direction {self.direction!r} contradicts metric {self.metric_name!r}, which is "
+                             f"{direction}d; drop `direction` or choose another metric")
+        arch = self.model.architecture
+        if arch is not None and arch not in ARCHITECTURES[self.type]:
+            raise ValueError(f"model.architecture {arch!r} cannot do {self.type}; use one of "
+                             f"{list(ARCHITECTURES[self.type])}")
+        if self.type == "translation" and arch is None:
+            raise ValueError("a translation task builds its model from a config: set model.architecture to "
+                             "bart or t5 (no pretrained encoder-decoder is available offline)")
+        return self
+
+    @property
+    def metric_name(self) -> str:
+        return self.metric or next(iter(METRICS[self.type]))
+
+    @property
+    def metric_direction(self) -> str:
+        return METRICS[self.type][self.metric_name]
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    loc = ".".join(str(p) for p in error["loc"] if p != "__root__")
+    field = f"task.{loc}" if loc else "task"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return f"{field}: unknown key (value {error['input']!r}); remove it or fix its spelling"
+    if error["type"] == "missing":
+        return f"{field}: required but missing"
+    shown = error.get("input")
+    if isinstance(shown, Mapping):
+        return f"{field}: {message}"
+    return f"{field}: {message}, but got {shown!r}"
+
+
+def parse_task_spec(spec: Mapping[str, Any]) -> TaskSpec:
+    """Validate a ``task:`` mapping; raise :class:`ConfigError` naming each bad field, value and the fix."""
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"task must be a mapping with type, model and data, but got {spec!r}")
+    try:
+        return TaskSpec.model_validate(dict(spec))
+    except ValidationError as exc:
+        raise ConfigError("; ".join(_describe(e) for e in exc.errors())) from None

@@ -1,0 +1,240 @@
+"""A fine-tuning task built from the ``task:`` section of a study file: the objective of the study.
+
+``load_task(spec, base_dir)`` validates the section and returns a :class:`Task`. Calling the task with a trial
+trains a model with the trial's parameters and returns the best validation metric; ``provenance()`` says what
+data and model were used; ``finalize(study)`` saves the best trial's model and scores it once on the test split.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lmtune.exceptions import ConfigError
+from lmtune.nlp.checkpoint import BEST, load_checkpoint
+from lmtune.nlp.data import Splits, expand_path, file_sha256, make_splits, read_rows, subsample
+from lmtune.nlp.hyperparameters import Hyperparameters
+from lmtune.nlp.lora import apply_lora, merge_lora
+from lmtune.nlp.models import ModelSource, build_model, load_tokenizer, resolve_source, train_tokenizer
+from lmtune.nlp.spec import TaskSpec, parse_task_spec
+from lmtune.nlp.task_types import Example, TaskType, task_type_for
+from lmtune.nlp.training import TrainingSetup, TrialRunner, evaluate_model, free_memory
+
+__all__ = ["Task", "load_task"]
+
+logger = logging.getLogger("lmtune.nlp")
+
+_PACKAGES = ("torch", "transformers", "tokenizers", "peft", "sacrebleu", "lmtune")
+_SPLITS = ("train", "validation", "test")
+
+
+def load_task(spec: Mapping[str, Any], base_dir: Path) -> Task:
+    """Validate a ``task:`` section (paths relative to ``base_dir``, the study file's folder) and load its data.
+
+    Raises :class:`ConfigError` naming the field (``task.data.train: ...``), the bad value and the fix.
+    """
+    parsed = parse_task_spec(spec)
+    return Task(parsed, Path(base_dir))
+
+
+class Task:
+    """The objective of a fine-tuning study. Data are read and split on construction; the tokenizer and the
+    encoded splits are prepared once and shared by all trials of this process."""
+
+    def __init__(self, spec: TaskSpec, base_dir: Path) -> None:
+        self.spec = spec
+        self.base_dir = base_dir
+        self.files = self._resolve_files()
+        self.splits = self._load_splits()
+        self.source: ModelSource = resolve_source(spec.model, base_dir)
+        labels = [r["label"] for r in self.splits.train] if spec.type == "classification" else []
+        self.task_type: TaskType = task_type_for(spec.type, labels)
+        if spec.type == "classification" and len(self.task_type.label_names) < 2:
+            raise ConfigError(f"task.data.label: column {spec.data.label!r} has fewer than two classes in the "
+                              f"training data ({self.task_type.label_names}); check the column name")
+        self._encoded: dict[tuple[str, int], list[Example]] = {}
+
+    # Identity ---------------------------------------------------------------------------------------------------
+    @property
+    def direction(self) -> str:
+        """``maximize`` or ``minimize``, from the metric."""
+        return self.spec.metric_direction
+
+    @property
+    def metric(self) -> str:
+        return self.spec.metric_name
+
+    @property
+    def device(self) -> torch.device:
+        if self.spec.device == "cuda" or (self.spec.device == "auto" and torch.cuda.is_available()):
+            return torch.device("cuda")
+        return torch.device("cpu")
+
+    def __repr__(self) -> str:
+        return f"Task(type={self.spec.type!r}, model={self.source.name!r}, metric={self.metric!r})"
+
+    # Data -------------------------------------------------------------------------------------------------------
+    def _resolve_files(self) -> dict[str, Path]:
+        data = self.spec.data
+        root = expand_path(data.root, self.base_dir)
+        files = {}
+        for split in _SPLITS:
+            given = getattr(data, split)
+            if given is None:
+                continue
+            path = expand_path(given, root)
+            if not path.is_file():
+                raise ConfigError(f"task.data.{split}: file {str(path)!r} not found; paths are relative to "
+                                  f"task.data.root ({str(root)!r}), which is relative to the study file's folder")
+            files[split] = path
+        return files
+
+    def _columns(self) -> dict[str, str]:
+        """Study-file column name -> internal name, per task type."""
+        data = self.spec.data
+        if self.spec.type == "classification":
+            return {data.text: "text", data.label: "label"}
+        if self.spec.type == "causal-lm":
+            return {data.text: "text"}
+        return {data.source: "source", data.target: "target"}
+
+    def _read(self, split: str) -> list[dict[str, Any]] | None:
+        path = self.files.get(split)
+        if path is None:
+            return None
+        rows = read_rows(path)
+        if not rows:
+            raise ConfigError(f"task.data.{split}: file {str(path)!r} holds no rows")
+        columns = self._columns()
+        field = {"text": "text", "label": "label", "source": "source", "target": "target"}
+        for column, name in columns.items():
+            if column not in rows[0]:
+                raise ConfigError(f"task.data.{field[name]}: column {column!r} is not in {path.name} (columns: "
+                                  f"{sorted(rows[0])}); set task.data.{field[name]} to one of them")
+        return [{name: row[column] for column, name in columns.items()} for row in rows]
+
+    def _load_splits(self) -> Splits:
+        data = self.spec.data
+        text_like = self.spec.type == "causal-lm"
+        splits = make_splits(
+            self._read("train") or [], self._read("validation"), self._read("test"),
+            validation_fraction=data.validation_fraction, test_fraction=data.test_fraction, seed=data.split_seed,
+            label="label" if self.spec.type == "classification" else None, contiguous=text_like,
+        )
+        return Splits(
+            subsample(splits.train, data.max_train_examples, data.split_seed, keep_order=text_like),
+            subsample(splits.validation, data.max_eval_examples, data.split_seed, keep_order=text_like),
+            splits.test,
+        )
+
+    # Model and encodings ----------------------------------------------------------------------------------------
+    @functools.cached_property
+    def tokenizer(self) -> Any:
+        if self.source.kind == "scratch" and self.source.tokenizer_path is None:
+            rows = self.splits.train
+            texts = ([r["source"] for r in rows] + [r["target"] for r in rows] if self.spec.type == "translation"
+                     else [r["text"] for r in rows])
+            return train_tokenizer(texts, self.spec.model.vocab_size, wrap=self.spec.type != "causal-lm")
+        return load_tokenizer(self.source)
+
+    def encoded(self, split: str, max_length: int) -> list[Example]:
+        """The examples of ``split`` at ``max_length`` tokens (computed once per length)."""
+        key = (split, max_length)
+        if key not in self._encoded:
+            self._encoded[key] = self.task_type.encode(getattr(self.splits, split), self.tokenizer, max_length)
+        return self._encoded[key]
+
+    def build(self, hp: Hyperparameters, max_length: int) -> torch.nn.Module:
+        """A fresh model for ``hp``: the base (pretrained or from config), LoRA if asked, on the task's device."""
+        labels = len(self.task_type.label_names) or 2
+        model = build_model(self.source, self.spec.type, asdict(hp), self.tokenizer, max_length, labels)
+        if hp.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+            model.config.use_cache = False
+        if hp.finetune == "lora":
+            if hp.gradient_checkpointing:
+                model.enable_input_require_grads()
+            model = apply_lora(model, self.spec.type, asdict(hp))
+        return model.to(self.device)
+
+    def setup(self, max_length: int) -> TrainingSetup:
+        return TrainingSetup(
+            task_type=self.task_type, train=self.encoded("train", max_length),
+            validation=self.encoded("validation", max_length), tokenizer=self.tokenizer,
+            build_model=lambda hp: self.build(hp, max_length), metric=self.metric, direction=self.direction,
+            device=self.device, eval_every_steps=self.spec.eval_every_steps, patience=self.spec.patience,
+            micro_batch_size=self.spec.micro_batch_size, generate_max_length=self.spec.generate_max_length,
+        )
+
+    # The objective ----------------------------------------------------------------------------------------------
+    def __call__(self, trial: Any) -> float:
+        """Train with the trial's parameters (over ``task.training``); return the best validation metric."""
+        params = {**self.spec.training, **trial.params}
+        hp = Hyperparameters.from_params(params)
+        max_length = int(hp.max_length or self.spec.max_length)
+        return TrialRunner(self.setup(max_length), hp, trial, params).run()
+
+    # Provenance and the final model ------------------------------------------------------------------------------
+    def provenance(self) -> dict[str, Any]:
+        """Data files (as written in the study file, with SHA-256 and row counts), split sizes, the model's
+        identity and the package versions, to be stored with the study."""
+        data = self.spec.data
+        files = {split: {"file": getattr(data, split), "sha256": file_sha256(path)}
+                 for split, path in self.files.items()}
+        versions = {}
+        for name in _PACKAGES:
+            try:
+                versions[name] = importlib.metadata.version(name)
+            except importlib.metadata.PackageNotFoundError:
+                versions[name] = None
+        return {"task": self.spec.type, "metric": self.metric, "data": files, "split_sizes": self.splits.sizes(),
+                "model": self.source.identity(), "packages": versions}
+
+    def _output_dir(self, study: Any) -> Path:
+        if self.spec.output_dir is not None:
+            return expand_path(self.spec.output_dir, self.base_dir)
+        return Path(study.checkpoint_root) / "best_model"
+
+    def load_best(self, study: Any) -> tuple[torch.nn.Module, dict[str, Any], int]:
+        """The best trial's model (LoRA merged), its parameters and max length, rebuilt from its best checkpoint."""
+        best = study.best_trial
+        if not best.checkpoint_dir or not (Path(best.checkpoint_dir) / BEST).is_dir():
+            raise ConfigError(f"trial {best.number} has no saved checkpoint; was it run by this task?")
+        tensors, meta = load_checkpoint(Path(best.checkpoint_dir) / BEST)
+        params = meta["params"]
+        hp = Hyperparameters.from_params(params)
+        max_length = int(hp.max_length or self.spec.max_length)
+        model = self.build(hp, max_length)
+        model.load_state_dict(tensors["model"], strict=False)
+        return merge_lora(model), params, max_length
+
+    def finalize(self, study: Any) -> dict[str, Any]:
+        """Save the best trial's model and tokenizer (``save_pretrained``) with its parameters and scores, and
+        evaluate it once on the test split. Returns a JSON-able summary (validation and test scores apart)."""
+        model, params, max_length = self.load_best(study)
+        best = study.best_trial
+        scores = {split: evaluate_model(self.task_type, model, self.encoded(split, max_length), self.tokenizer,
+                                        self.device, generate_max_length=self.spec.generate_max_length)
+                  for split in ("validation", "test")}
+        out = self._output_dir(study)
+        out.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(str(out))
+        self.tokenizer.save_pretrained(str(out))
+        summary = {
+            "study": study.study_name, "best_trial": best.number, "metric": self.metric,
+            "direction": self.direction, "params": params, "validation_value": best.value,
+            "validation": scores["validation"], "test": scores["test"], "output_dir": str(out),
+            "split_sizes": self.splits.sizes(),
+        }
+        (out / "lmtune_result.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        del model
+        free_memory(self.device)
+        return summary

@@ -1,0 +1,291 @@
+"""The training loop of one trial: train, evaluate, report, obey the scheduler, checkpoint, resume.
+
+It reports the validation metric every epoch (or every ``eval_every_steps`` optimizer steps), stops when the
+scheduler says so, on a plateau (``patience`` evaluations without improvement) or at the trial's budget, keeps the
+weights of its best evaluation, and resumes from a checkpoint with the trial's current hyperparameters. A CUDA
+out-of-memory error halves the micro-batch (doubling gradient accumulation, so the effective batch is kept) and
+retries the step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lmtune.exceptions import LmtuneError
+from lmtune.nlp.checkpoint import BEST, LAST, Progress, load_checkpoint, save_checkpoint
+from lmtune.nlp.hyperparameters import Hyperparameters, apply_to_optimizer, lr_factor, make_optimizer
+from lmtune.nlp.lora import trainable_state
+from lmtune.nlp.models import set_dropout
+from lmtune.nlp.task_types import Example, TaskType, collate
+
+__all__ = ["OutOfMemory", "TrainingSetup", "TrialRunner", "batches_of", "evaluate_model", "free_memory"]
+
+logger = logging.getLogger("lmtune.nlp")
+
+
+class OutOfMemory(LmtuneError):
+    """The trial ran out of accelerator memory even with a micro-batch of one example."""
+
+
+@dataclass
+class TrainingSetup:
+    """What a trial trains on, prepared once per task: encoded splits, the model factory and the policy.
+
+    ``build_model(hp)`` returns a fresh model (LoRA and gradient checkpointing applied) on ``device``.
+    """
+
+    task_type: TaskType
+    train: Sequence[Example]
+    validation: Sequence[Example]
+    tokenizer: Any
+    build_model: Callable[[Hyperparameters], torch.nn.Module]
+    metric: str
+    direction: str
+    device: torch.device
+    eval_every_steps: int | None = None
+    patience: int | None = None
+    micro_batch_size: int | None = None
+    generate_max_length: int = 64
+
+
+def free_memory(device: torch.device) -> None:
+    """Release cached accelerator memory (between trials and after an out-of-memory error)."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def batches_of(examples: Sequence[Example], size: int, pad_id: int, device: torch.device
+               ) -> Iterator[dict[str, torch.Tensor]]:
+    """Padded evaluation batches, ordered by length so little padding is computed."""
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))
+    for start in range(0, len(order), size):
+        yield collate([examples[i] for i in order[start : start + size]], pad_id, device)
+
+
+def evaluate_model(task_type: TaskType, model: torch.nn.Module, examples: Sequence[Example], tokenizer: Any,
+                   device: torch.device, *, batch_size: int = 32, generate_max_length: int = 64) -> dict[str, float]:
+    """All metrics of ``task_type`` for ``model`` on ``examples`` (bf16 autocast on a GPU)."""
+    model.eval()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    with torch.inference_mode(), autocast:
+        return task_type.evaluate(model, lambda: batches_of(examples, batch_size, tokenizer.pad_token_id, device),
+                                  tokenizer, generate_max_length)
+
+
+class TrialRunner:
+    """Trains one trial's model. :meth:`run` returns the best validation metric."""
+
+    def __init__(self, setup: TrainingSetup, hp: Hyperparameters, trial: Any, params: dict[str, Any]) -> None:
+        self.setup = setup
+        self.hp = hp
+        self.trial = trial
+        self.params = params
+        self.device = setup.device
+        self.pad_id = setup.tokenizer.pad_token_id
+        self.micro = min(int(hp.batch_size), setup.micro_batch_size or int(hp.batch_size))
+        self.batches_per_epoch = math.ceil(len(setup.train) / int(hp.batch_size))
+        self.total_steps = hp.total_steps(self.batches_per_epoch)
+        self.warmup_steps = hp.warmup(self.total_steps)
+        self.progress = Progress()
+        self.evaluated_at = -1
+        self.sign = 1.0 if setup.direction == "maximize" else -1.0
+        self.examples_trained = 0
+        self.train_seconds = 0.0
+        self.loss_sum, self.loss_count = 0.0, 0
+        self.history: list[dict[str, Any]] = []
+        self.first_order: list[int] | None = None
+
+    # Set-up ---------------------------------------------------------------------------------------------------
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _resume(self, folder: Path) -> None:
+        """Load weights, optimizer state, progress and RNG from ``folder``; hyperparameters stay the trial's."""
+        tensors, meta = load_checkpoint(folder / LAST)
+        missing, unexpected = self.model.load_state_dict(tensors["model"], strict=False)
+        trained = {n for n, p in self.model.named_parameters() if p.requires_grad}
+        if unexpected or trained & set(missing):
+            raise LmtuneError(f"checkpoint {folder} does not fit this trial's model (missing "
+                              f"{sorted(trained & set(missing))[:5]}, unexpected {sorted(unexpected)[:5]}); "
+                              f"a resumed trial must keep its architecture parameters")
+        if meta.get("optimizer") == self.hp.optimizer:
+            self.optimizer.load_state_dict(tensors["optimizer"])
+            apply_to_optimizer(self.optimizer, self.hp)
+        own = folder.resolve() == Path(self.trial.checkpoint_dir).resolve()
+        saved = Progress(**meta["progress"])
+        if not own:  # inherited (population-based training): keep the position, not the parent's best
+            saved = Progress(epoch=saved.epoch, step=saved.step, batch=saved.batch, report_step=saved.report_step)
+        self.progress = saved
+        self.evaluated_at = saved.step
+        self.history = list(meta.get("history", [])) if own else []
+        if "first_order" in tensors:
+            self.first_order = tensors["first_order"].tolist()
+        torch.set_rng_state(tensors["rng"])
+        logger.info("trial %s resumes from %s at step %d", self.trial.number, folder, saved.step)
+
+    # Data order -----------------------------------------------------------------------------------------------
+    def _epoch_order(self, epoch: int) -> list[int]:
+        """Seeded shuffle per epoch (the same on resume); a curriculum orders the first epoch."""
+        if epoch == 0 and self.hp.curriculum != "none":
+            if self.first_order is None:
+                self.first_order = self._curriculum_order()
+            return self.first_order
+        rng = np.random.default_rng([int(self.hp.seed), epoch])
+        return rng.permutation(len(self.setup.train)).tolist()
+
+    def _curriculum_order(self) -> list[int]:
+        train = self.setup.train
+        if self.hp.curriculum == "shortest":
+            return sorted(range(len(train)), key=lambda i: len(train[i]["input_ids"]))
+        scores = np.zeros(len(train))  # "easiest": lowest loss under the model before training
+        order = sorted(range(len(train)), key=lambda i: len(train[i]["input_ids"]))
+        self.model.eval()
+        with torch.inference_mode(), self._autocast():
+            for start in range(0, len(order), self.micro):
+                idx = order[start : start + self.micro]
+                batch = collate([train[i] for i in idx], self.pad_id, self.device)
+                total, count = self.setup.task_type.example_losses(self.model, batch)
+                scores[idx] = (total / count.clamp(min=1)).float().cpu().numpy()
+        return np.argsort(scores, kind="stable").tolist()
+
+    # Training -------------------------------------------------------------------------------------------------
+    def _accumulate(self, examples: Sequence[Example]) -> float:
+        total = 0.0
+        for start in range(0, len(examples), self.micro):
+            chunk = examples[start : start + self.micro]
+            batch = collate(chunk, self.pad_id, self.device)
+            with self._autocast():
+                loss = self.setup.task_type.loss(self.model, batch, self.hp.label_smoothing)
+            (loss * (len(chunk) / len(examples))).backward()
+            total += float(loss.detach()) * len(chunk)
+        return total / len(examples)
+
+    def _train_step(self, examples: Sequence[Example]) -> float:
+        """One optimizer step over ``examples`` (the effective batch), in micro-batches."""
+        while True:
+            try:
+                loss = self._accumulate(examples)
+                break
+            except torch.OutOfMemoryError as exc:
+                self.optimizer.zero_grad(set_to_none=True)
+                free_memory(self.device)
+                if self.micro <= 1:
+                    raise OutOfMemory(f"out of memory even with a micro-batch of 1 example "
+                                      f"(batch_size {self.hp.batch_size}): {exc}") from None
+                self.micro = max(1, self.micro // 2)
+                logger.warning("trial %s: out of memory; micro-batch %d with %d accumulation steps",
+                               self.trial.number, self.micro, math.ceil(len(examples) / self.micro))
+        if self.hp.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad],
+                                           float(self.hp.grad_clip))
+        factor = lr_factor(self.progress.step, self.total_steps, self.warmup_steps, self.hp.lr_schedule,
+                           self.hp.lr_decay_rate)
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["base_lr"] * factor
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss
+
+    def run(self) -> float:
+        torch.manual_seed(int(self.hp.seed))
+        self.model = self.setup.build_model(self.hp)
+        self.optimizer = make_optimizer(self.model, self.hp)
+        try:
+            if self.trial.resume_from:
+                self._resume(Path(self.trial.resume_from))
+                set_dropout(self.model, self.hp.dropout)
+            self._train()
+        finally:
+            self.trial.set_user_attr("train_examples_per_s", self.examples_trained / max(self.train_seconds, 1e-9))
+            del self.model, self.optimizer
+            free_memory(self.device)
+        if self.progress.best_value is None:
+            raise LmtuneError(f"trial {self.trial.number} stopped before its first evaluation")
+        return self.progress.best_value
+
+    def _train(self) -> None:
+        p = self.progress
+        while p.step < self.total_steps:
+            order = self._epoch_order(p.epoch)
+            size = int(self.hp.batch_size)
+            self.model.train()
+            for b in range(p.batch, self.batches_per_epoch):
+                examples = [self.setup.train[i] for i in order[b * size : (b + 1) * size]]
+                start = time.perf_counter()
+                loss = self._train_step(examples)
+                self.train_seconds += time.perf_counter() - start
+                self.examples_trained += len(examples)
+                self.loss_sum, self.loss_count = self.loss_sum + loss * len(examples), self.loss_count + len(examples)
+                p.step, p.batch = p.step + 1, b + 1
+                every = self.setup.eval_every_steps
+                if every and p.step % every == 0 and self._evaluate_and_report(p.step):
+                    return
+                if p.step >= self.total_steps:
+                    break
+            if p.batch >= self.batches_per_epoch:
+                p.epoch, p.batch = p.epoch + 1, 0
+                if not self.setup.eval_every_steps and self._evaluate_and_report(p.epoch):
+                    return
+        if self.evaluated_at != p.step:
+            self._evaluate_and_report(p.step if self.setup.eval_every_steps else p.epoch + 1)
+
+    # Evaluation, reports, checkpoints ---------------------------------------------------------------------------
+    def evaluate(self) -> dict[str, float]:
+        setup = self.setup
+        scores = evaluate_model(setup.task_type, self.model, setup.validation, setup.tokenizer, self.device,
+                                batch_size=max(self.micro * 2, 16), generate_max_length=setup.generate_max_length)
+        self.model.train()
+        return scores
+
+    def _evaluate_and_report(self, report_step: int) -> bool:
+        """Evaluate, checkpoint and report; True when the trial should end here."""
+        p = self.progress
+        scores = self.evaluate()
+        value = scores[self.setup.metric]
+        if not math.isfinite(value):
+            raise LmtuneError(f"training diverged: validation {self.setup.metric} is {value} at step {p.step}; "
+                              f"lower the learning rate")
+        self.evaluated_at, p.report_step = p.step, report_step
+        train_loss = self.loss_sum / max(self.loss_count, 1)
+        self.loss_sum, self.loss_count = 0.0, 0
+        self.history.append({"step": report_step, "optimizer_step": p.step, "train_loss": train_loss, **scores})
+        if p.best_value is None or self.sign * (value - p.best_value) > 0:
+            p.best_value, p.best_step, p.best_metrics, p.bad_evals = value, report_step, scores, 0
+            save_checkpoint(Path(self.trial.checkpoint_dir) / BEST, tensors={"model": trainable_state(self.model)},
+                            meta={"params": self.params, "metrics": scores, "report_step": report_step})
+        else:
+            p.bad_evals += 1
+        self._save_last()
+        self.trial.set_user_attr("eval_history", self.history)
+        self.trial.report(value, report_step)
+        if self.trial.should_stop():
+            return True
+        if self.setup.patience and p.bad_evals >= self.setup.patience:
+            logger.info("trial %s: no improvement in %d evaluations; stopping early", self.trial.number,
+                        p.bad_evals)
+            return True
+        budget = self.trial.budget
+        return budget is not None and report_step >= budget
+
+    def _save_last(self) -> None:
+        tensors: dict[str, Any] = {"model": trainable_state(self.model), "optimizer": self.optimizer.state_dict(),
+                                   "rng": torch.get_rng_state()}
+        if self.first_order is not None:
+            tensors["first_order"] = torch.tensor(self.first_order)
+        meta = {"progress": asdict(self.progress), "params": self.params, "optimizer": self.hp.optimizer,
+                "history": self.history}
+        save_checkpoint(Path(self.trial.checkpoint_dir) / LAST, tensors=tensors, meta=meta)
