@@ -6,6 +6,7 @@ running trial FAILED ("interrupted"), and running the same command again resumes
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -19,6 +20,9 @@ import click
 
 from lmtune.config import DEFAULT_STORAGE, StudySpec, load_study_file
 from lmtune.exceptions import ConfigError, LmtuneError, StudyNotFoundError
+from lmtune.executors import RetryPolicy
+from lmtune.executors.base import make_executor
+from lmtune.executors.ref import FileObjective
 from lmtune.storage import Storage, get_storage
 from lmtune.study import Study, check_compatible, create_study, load_study, provenance
 from lmtune.trial import TrialRecord, TrialState
@@ -97,9 +101,35 @@ def _open_study(spec: StudySpec, storage_url: str) -> Study:
                     spec.sampler.seed, {"sampler": spec.sampler.describe(), **spec.provenance}
                 )
             },
+            **_liveness(spec),
         )
     check_compatible(info, spec.direction, spec.space)
-    return load_study(spec.name, storage, sampler=spec.sampler, scheduler=spec.scheduler)
+    return load_study(spec.name, storage, sampler=spec.sampler, scheduler=spec.scheduler, **_liveness(spec))
+
+
+def _liveness(spec: StudySpec) -> dict[str, Any]:
+    """The study file's heartbeat and retry settings, as study options."""
+    execution = spec.execution
+    return {
+        "heartbeat_interval": execution.heartbeat.interval,
+        "grace_period": execution.heartbeat.grace_period,
+        "retry": RetryPolicy(execution.max_retries) if execution.max_retries else None,
+    }
+
+
+def _optimize(spec: StudySpec, study: Study, total: int | None, workers: int | None, callbacks: list[Any],
+              wait_for_running: bool) -> None:
+    """Run the study's trials here, in a local process pool or on Ray, as the file (or --workers) says."""
+    execution = spec.execution if workers is None else dataclasses.replace(spec.execution, workers=workers)
+    executor = make_executor(execution)
+    options: dict[str, Any] = {
+        "timeout": spec.timeout, "total_trials": total, "max_failed_trials": spec.max_failed_trials,
+        "callbacks": callbacks, "wait_for_running": wait_for_running,
+    }
+    if executor is None:
+        study.optimize(spec.objective, **options)
+    else:  # trial processes load the objective (or task) from the file themselves
+        executor.optimize(study, FileObjective(str(spec.path.resolve())), **options)
 
 
 def _enqueue_new(study: Study, configs: list[dict[str, Any]]) -> int:
@@ -187,8 +217,9 @@ def _print_best(study: Study) -> None:
 @click.argument("study_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--storage", help="Storage URL; overrides the file's `storage:`.")
 @click.option("--n-trials", type=click.IntRange(min=1), help="Finished trials the study should hold.")
+@click.option("--workers", type=click.IntRange(min=1), help="Trials at once, each in its own process.")
 @user_errors
-def run(study_file: Path, storage: str | None, n_trials: int | None) -> None:
+def run(study_file: Path, storage: str | None, n_trials: int | None, workers: int | None) -> None:
     """Create or resume the study of STUDY_FILE and run the trials it still misses."""
     spec = load_study_file(study_file)
     study = _open_study(spec, storage or spec.storage)
@@ -196,14 +227,7 @@ def run(study_file: Path, storage: str | None, n_trials: int | None) -> None:
     total = n_trials or spec.n_trials
     try:
         with _Progress(study, total) as progress:
-            study.optimize(
-                spec.objective,
-                timeout=spec.timeout,
-                total_trials=total,
-                max_failed_trials=spec.max_failed_trials,
-                callbacks=[progress],
-                wait_for_running=total is not None,
-            )
+            _optimize(spec, study, total, workers, [progress], wait_for_running=total is not None)
     except KeyboardInterrupt:
         done = len(study.get_trials(FINISHED))
         click.echo(
@@ -216,6 +240,32 @@ def run(study_file: Path, storage: str | None, n_trials: int | None) -> None:
     if spec.task is not None and study.history().best() is not None:
         summary = spec.task.finalize(study)
         click.echo(json.dumps(summary, indent=2, default=str))
+
+
+@main.command()
+@click.argument("study_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--storage", help="Storage URL; overrides the file's `storage:`.")
+@click.option("--n-trials", type=click.IntRange(min=1), help="Finished trials the study should hold.")
+@click.option("--workers", type=click.IntRange(min=1), help="Trials at once, each in its own process.")
+@user_errors
+def worker(study_file: Path, storage: str | None, n_trials: int | None, workers: int | None) -> None:
+    """Join the study of STUDY_FILE from another shell or machine (creating it if absent) and run trials until
+    it holds n_trials finished ones and none is running; then exit 0."""
+    spec = load_study_file(study_file)
+    total = n_trials or spec.n_trials
+    if total is None:
+        raise ConfigError(f"{study_file}: a worker needs `n_trials:` in the file or --n-trials, to know when to stop")
+    study = _open_study(spec, storage or spec.storage)
+    try:
+        with _Progress(study, total) as progress:
+            _optimize(spec, study, total, workers, [progress], wait_for_running=True)
+    except KeyboardInterrupt:
+        click.echo("worker interrupted; its running trial is failed and will be replaced", err=True)
+        sys.exit(130)
+    finally:
+        study.close()
+    done = len(study.get_trials(FINISHED))
+    click.echo(f"study {study.study_name!r}: {done} finished trials; worker done")
 
 
 @main.command()
@@ -337,6 +387,35 @@ def db_upgrade(url: str) -> None:
     click.echo(
         f"{url}: schema version {old} -> {new}" if old != new else f"{url}: schema version {new}, up to date"
     )
+
+
+# analysis and monitoring --------------------------------------------------------------------------------------------
+@main.command()
+@click.argument("study")
+@click.option("--storage", help=f"Storage URL (default {DEFAULT_STORAGE}).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"),
+              show_default=True, help="The HTML file to write.")
+@click.option("--importance", "importance_method", type=click.Choice(["fanova", "marginal"]), default="fanova",
+              show_default=True, help="The main importance method (the other quick one is always shown).")
+@user_errors
+def report(study: str, storage: str | None, output: Path, importance_method: str) -> None:
+    """Write one self-contained HTML report of STUDY (opens offline)."""
+    from lmtune.analysis.report import build_report
+
+    path = build_report(study, _open_storage(storage), output, importance_method=importance_method)
+    click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.option("--storage", help=f"Storage URL (default {DEFAULT_STORAGE}).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; 0.0.0.0 exposes it.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free one.")
+@user_errors
+def dashboard(storage: str | None, host: str, port: int) -> None:
+    """Serve a live, read-only web page over the studies in the storage."""
+    from lmtune.dashboard import serve
+
+    serve(_open_storage(storage), host=host, port=port)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "STATE_COLORS",
+    "message_figure",
     "plot_contour",
     "plot_history",
     "plot_importance",
@@ -63,7 +64,8 @@ def _layout(fig: go.Figure, title: str, **extra: Any) -> go.Figure:
     return fig
 
 
-def _empty(title: str, message: str) -> go.Figure:
+def message_figure(title: str, message: str) -> go.Figure:
+    """An empty figure that says why there is nothing to draw."""
     fig = go.Figure()
     fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
     fig.update_xaxes(visible=False)
@@ -78,7 +80,7 @@ def plot_history(source: Study | TrialHistory) -> go.Figure:
     done = history.complete()
     title = "Optimisation history"
     if not done:
-        return _empty(title, "no COMPLETE trial yet")
+        return message_figure(title, "no COMPLETE trial yet")
     numbers = [r.number for r in done]
     values = np.array([r.value for r in done], dtype=float)
     best = np.minimum.accumulate(values) if history.direction == "minimize" else np.maximum.accumulate(values)
@@ -127,7 +129,7 @@ def plot_parallel_coordinates(source: Study | TrialHistory, params: Sequence[str
     done = [r for r in history.complete() if any(n in r.params for n in names)]
     title = "Parallel coordinates"
     if not done or not names:
-        return _empty(title, "no COMPLETE trial yet")
+        return message_figure(title, "no COMPLETE trial yet")
     dimensions = [_parallel_dimension(name, space[name], done) for name in names]
     values = [r.value for r in done]
     dimensions.append({"label": "value", "values": values})
@@ -165,7 +167,7 @@ def plot_slice(source: Study | TrialHistory, params: Sequence[str] | None = None
     done = history.complete()
     title = "Slices"
     if not done or not names:
-        return _empty(title, "no COMPLETE trial yet")
+        return message_figure(title, "no COMPLETE trial yet")
     fig = make_subplots(rows=1, cols=len(names), shared_yaxes=True, horizontal_spacing=0.03)
     for col, name in enumerate(names, start=1):
         dist = space[name]
@@ -214,11 +216,11 @@ def plot_contour(source: Study | TrialHistory, x: str | None = None, y: str | No
     y = y if y is not None else next((n for n in names if n != x), None)
     title = f"Contour of {x} and {y}"
     if x is None or y is None:
-        return _empty("Contour", "a contour needs two parameters")
+        return message_figure("Contour", "a contour needs two parameters")
     _param_names(history, [x, y])
     done = [r for r in history.complete() if x in r.params and y in r.params]
     if len({(repr(r.params[x]), repr(r.params[y])) for r in done}) < 3:
-        return _empty(title, "a contour needs at least 3 distinct COMPLETE trials")
+        return message_figure(title, "a contour needs at least 3 distinct COMPLETE trials")
     dx, dy = space[x], space[y]
     points = np.array([[_unit_coordinate(dx, r.params[x]), _unit_coordinate(dy, r.params[y])] for r in done])
     values = np.array([r.value for r in done], dtype=float)
@@ -268,7 +270,7 @@ def plot_intermediate(source: Study | TrialHistory) -> go.Figure:
         texts.extend([*([f"trial {record.number}"] * len(steps)), None])
     title = "Intermediate values"
     if not by_state:
-        return _empty(title, "no trial has reported an intermediate value yet")
+        return message_figure(title, "no trial has reported an intermediate value yet")
     fig = go.Figure()
     for state in TrialState:
         if state in by_state:
@@ -285,7 +287,7 @@ def plot_timeline(source: Study | TrialHistory, now: float | None = None) -> go.
     started = [r for r in history if r.started_at is not None]
     title = "Timeline"
     if not started:
-        return _empty(title, "no trial has started yet")
+        return message_figure(title, "no trial has started yet")
     now = time.time() if now is None else now
     origin = min(r.started_at for r in started)  # type: ignore[type-var]
     fig = go.Figure()

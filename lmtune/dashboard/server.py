@@ -1,0 +1,224 @@
+"""The dashboard's HTTP server: JSON endpoints over a storage, and the page that polls them.
+
+Standard library only (``http.server``), one thread per request. The storage is only read: studies and trials
+are fetched incrementally (``get_trials(since_seq=...)``) into a per-study cache, so a refresh of a
+10,000-trial study transfers only what changed. Figures are the report's (:mod:`lmtune.analysis.plots`),
+cached per study change.
+
+Endpoints (all GET):
+
+* ``/`` the page; ``/static/plotly.min.js`` plotly.js from the installed plotly package
+* ``/api/studies`` every study with its trial counts by state and best value
+* ``/api/studies/NAME/trials?since=SEQ`` trials changed after ``SEQ`` and the new ``seq``
+* ``/api/studies/NAME/trials/NUMBER`` one trial in full (parameters, curve, attributes, failure reason)
+* ``/api/studies/NAME/plots/KIND`` a plotly figure as JSON (``history``, ``intermediate``, ``parallel``,
+  ``slice``, ``contour``, ``timeline``, ``importance``)
+
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from lmtune.exceptions import LmtuneError, StudyNotFoundError
+from lmtune.history import TrialHistory
+from lmtune.space import SearchSpace
+from lmtune.storage import Storage, get_storage
+from lmtune.storage.base import StudyInfo
+from lmtune.trial import TrialRecord, TrialState
+
+__all__ = ["PLOT_KINDS", "DashboardData", "make_server", "serve"]
+
+logger = logging.getLogger("lmtune.dashboard")
+
+PLOT_KINDS = ("history", "intermediate", "parallel", "slice", "contour", "timeline", "importance")
+IMPORTANCE_MAX_TRIALS = 1000  # the dashboard's importance subsamples larger studies to answer quickly
+
+
+@dataclass
+class _StudyCache:
+    info: StudyInfo
+    records: dict[int, TrialRecord] = field(default_factory=dict)
+    seq: int = -1
+    figures: dict[str, tuple[int, str]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _summary(record: TrialRecord) -> dict[str, Any]:
+    """The fields the trial table needs (the curve and attributes come with the trial's own endpoint)."""
+    return {"number": record.number, "state": record.state.value, "value": record.value,
+            "params": dict(record.params), "worker_id": record.worker_id, "started_at": record.started_at,
+            "finished_at": record.finished_at, "last_step": record.last_step, "seq": record.seq}
+
+
+class DashboardData:
+    """Read-only views of the storage for the endpoints; safe to share between request threads."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self._studies: dict[str, _StudyCache] = {}
+        self._lock = threading.Lock()
+
+    def _cache(self, name: str) -> _StudyCache:
+        info = self.storage.get_study(name)
+        with self._lock:
+            cache = self._studies.get(name)
+            if cache is None or cache.info.study_id != info.study_id:  # new, or deleted and created again
+                cache = self._studies[name] = _StudyCache(info)
+        return cache
+
+    def _refresh(self, name: str) -> _StudyCache:
+        cache = self._cache(name)
+        with cache.lock:
+            for record in self.storage.get_trials(cache.info.study_id, since_seq=cache.seq):
+                cache.records[record.number] = record
+                cache.seq = max(cache.seq, record.seq)
+        return cache
+
+    def history(self, name: str) -> TrialHistory:
+        cache = self._refresh(name)
+        space = SearchSpace.from_json(cache.info.space) if cache.info.space else None
+        with cache.lock:
+            records = tuple(cache.records[n] for n in sorted(cache.records))
+        return TrialHistory(records, cache.info.direction, space)
+
+    def studies(self) -> list[dict[str, Any]]:
+        out = []
+        for info in self.storage.list_studies():
+            history = self.history(info.name)
+            counts = Counter(r.state.value for r in history)
+            best = history.best()
+            out.append({"name": info.name, "direction": info.direction, "n_trials": len(history),
+                        "states": {s.value: counts.get(s.value, 0) for s in TrialState},
+                        "best_value": None if best is None else best.value,
+                        "best_number": None if best is None else best.number, "created_at": info.created_at})
+        return out
+
+    def trials(self, name: str, since: int) -> dict[str, Any]:
+        cache = self._refresh(name)
+        with cache.lock:
+            changed = [_summary(r) for n, r in sorted(cache.records.items()) if r.seq > since]
+            seq = cache.seq
+        return {"study": name, "direction": cache.info.direction, "seq": seq, "trials": changed}
+
+    def trial(self, name: str, number: int) -> dict[str, Any]:
+        cache = self._refresh(name)
+        with cache.lock:
+            record = cache.records.get(number)
+        if record is None:
+            raise KeyError(f"study {name!r} has no trial {number}")
+        return record.to_dict()
+
+    def figure(self, name: str, kind: str) -> str:
+        """The figure as plotly JSON, rebuilt only when the study changed since it was last drawn."""
+        if kind not in PLOT_KINDS:
+            raise KeyError(f"unknown plot {kind!r}; choose one of {list(PLOT_KINDS)}")
+        history = self.history(name)
+        cache = self._cache(name)
+        seq = cache.seq
+        cached = cache.figures.get(kind)
+        if cached is not None and cached[0] == seq and kind != "timeline":  # running bars grow with time
+            return cached[1]
+        text = _draw(history, kind)
+        cache.figures[kind] = (seq, text)
+        return text
+
+
+def _draw(history: TrialHistory, kind: str) -> str:
+    from lmtune.analysis import plots
+    from lmtune.analysis.importance import fanova_importance
+
+    if kind == "importance":
+        try:
+            result = fanova_importance(history, seeds=(0, 1), n_trees=16, max_trials=IMPORTANCE_MAX_TRIALS)
+        except LmtuneError as exc:
+            return plots.message_figure("Parameter importance", str(exc)).to_json()
+        return plots.plot_importance(result).to_json()
+    draw: dict[str, Callable[[TrialHistory], Any]] = {
+        "history": plots.plot_history, "intermediate": plots.plot_intermediate,
+        "parallel": plots.plot_parallel_coordinates, "slice": plots.plot_slice, "contour": plots.plot_contour,
+        "timeline": plots.plot_timeline,
+    }
+    return draw[kind](history).to_json()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    data: DashboardData  # set on the subclass made by make_server
+    server_version = "lmtune-dashboard"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s " + format, self.address_string(), *args)
+
+    def _send(self, status: int, body: bytes, content_type: str, cache: str = "no-store") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", cache)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, payload: Any, status: int = HTTPStatus.OK) -> None:
+        body = payload.encode() if isinstance(payload, str) else json.dumps(payload, default=str).encode()
+        self._send(status, body, "application/json")
+
+    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+        url = urlsplit(self.path)
+        parts = [unquote(p) for p in url.path.split("/") if p]
+        query = parse_qs(url.query)
+        try:
+            self._route(parts, query)
+        except (KeyError, StudyNotFoundError) as exc:
+            self._json({"error": str(exc).strip("'\"")}, HTTPStatus.NOT_FOUND)
+        except (ValueError, LmtuneError) as exc:
+            self._json({"error": str(exc)}, HTTPStatus.BAD_REQUEST)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _route(self, parts: list[str], query: dict[str, list[str]]) -> None:
+        from lmtune.dashboard.page import PAGE, plotly_js
+
+        if not parts:
+            self._send(HTTPStatus.OK, PAGE.encode(), "text/html; charset=utf-8")
+        elif parts == ["static", "plotly.min.js"]:
+            self._send(HTTPStatus.OK, plotly_js(), "application/javascript", cache="max-age=86400")
+        elif parts == ["api", "studies"]:
+            self._json(self.data.studies())
+        elif len(parts) == 4 and parts[:2] == ["api", "studies"] and parts[3] == "trials":
+            self._json(self.data.trials(parts[2], int(query.get("since", ["-1"])[0])))
+        elif len(parts) == 5 and parts[:2] == ["api", "studies"] and parts[3] == "trials":
+            self._json(self.data.trial(parts[2], int(parts[4])))
+        elif len(parts) == 5 and parts[:2] == ["api", "studies"] and parts[3] == "plots":
+            self._json(self.data.figure(parts[2], parts[4]))
+        else:
+            raise KeyError(f"no page at /{'/'.join(parts)}")
+
+
+def make_server(storage: str | Storage, host: str = "127.0.0.1", port: int = 8080) -> ThreadingHTTPServer:
+    """A server bound to ``host:port`` (port 0: a free one, see ``server.server_address``); not yet serving."""
+    data = DashboardData(get_storage(storage))
+    handler = type("DashboardHandler", (_Handler,), {"data": data})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    return server
+
+
+def serve(storage: str | Storage, host: str = "127.0.0.1", port: int = 8080) -> None:
+    """Serve the dashboard until Ctrl-C."""
+    server = make_server(storage, host, port)
+    bound_host, bound_port = server.server_address[:2]
+    print(f"lmtune dashboard on http://{bound_host}:{bound_port}/ (Ctrl-C stops it)", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

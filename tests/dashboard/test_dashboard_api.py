@@ -1,0 +1,100 @@
+"""The dashboard's JSON endpoints over a real SQLite storage, through a real HTTP server."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import lmtune
+from lmtune.dashboard import make_server
+from lmtune.trial import TrialState
+
+
+def _objective(trial: lmtune.Trial) -> float:
+    x = trial.suggest_float("x", -2, 2)
+    trial.report(x * x + 1, 0)
+    if trial.number == 2:
+        raise ValueError("bad batch")
+    return x * x
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, lmtune.Study]]:
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    study = lmtune.create_study(storage=url, study_name="a/b c", seed=0)
+    study.optimize(_objective, n_trials=5)
+    server = make_server(url, port=0)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    try:
+        yield f"http://{host}:{port}", study
+    finally:
+        server.shutdown()
+        server.server_close()
+        study.close()
+
+
+def _get(base: str, path: str) -> tuple[int, object]:
+    try:
+        with urllib.request.urlopen(base + path, timeout=10) as response:
+            body = response.read()
+            kind = response.headers["Content-Type"]
+            return response.status, json.loads(body) if "json" in kind else body.decode()
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_binds_localhost_and_serves_the_page_and_plotly(served: tuple[str, lmtune.Study]) -> None:
+    base, _ = served
+    assert base.startswith("http://127.0.0.1:")
+    status, page = _get(base, "/")
+    assert status == 200 and "<title>lmtune dashboard</title>" in page  # type: ignore[operator]
+    assert 'src="/static/plotly.min.js"' in page  # type: ignore[operator]
+    status, js = _get(base, "/static/plotly.min.js")
+    assert status == 200 and "plotly" in js[:2000].lower()  # type: ignore[index]
+
+
+def test_studies_and_incremental_trials(served: tuple[str, lmtune.Study]) -> None:
+    base, study = served
+    status, studies = _get(base, "/api/studies")
+    assert status == 200
+    (entry,) = studies  # type: ignore[misc]
+    assert entry["name"] == "a/b c" and entry["n_trials"] == 5
+    assert entry["states"]["FAILED"] == 1 and entry["best_number"] == study.best_trial.number
+    quoted = "/api/studies/a%2Fb%20c"
+    _, first = _get(base, quoted + "/trials?since=-1")
+    assert [t["number"] for t in first["trials"]] == [0, 1, 2, 3, 4]  # type: ignore[index]
+    _, nothing = _get(base, f"{quoted}/trials?since={first['seq']}")  # type: ignore[index]
+    assert nothing["trials"] == []  # type: ignore[index]
+    study.optimize(_objective, n_trials=2)
+    _, new = _get(base, f"{quoted}/trials?since={first['seq']}")  # type: ignore[index]
+    assert [t["number"] for t in new["trials"]] == [5, 6]  # type: ignore[index]
+
+
+def test_one_trial_and_plots(served: tuple[str, lmtune.Study]) -> None:
+    base, study = served
+    quoted = "/api/studies/a%2Fb%20c"
+    _, failed = _get(base, quoted + "/trials/2")
+    assert failed["state"] == "FAILED" and "bad batch" in failed["failure_reason"]  # type: ignore[index]
+    assert failed["intermediate"] == {"0": pytest.approx(study.trials[2].intermediate[0])}  # type: ignore[index]
+    for kind in ("history", "intermediate", "parallel", "slice", "contour", "timeline", "importance"):
+        status, fig = _get(base, f"{quoted}/plots/{kind}")
+        assert status == 200 and "data" in fig and "layout" in fig, kind  # type: ignore[operator]
+    _, history = _get(base, quoted + "/plots/history")
+    assert len(history["data"][0]["x"]) == len(study.get_trials([TrialState.COMPLETE]))  # type: ignore[index]
+
+
+def test_unknown_things_are_404(served: tuple[str, lmtune.Study]) -> None:
+    base, _ = served
+    assert _get(base, "/api/studies/nope/trials")[0] == 404
+    assert _get(base, "/api/studies/a%2Fb%20c/trials/99")[0] == 404
+    assert _get(base, "/api/studies/a%2Fb%20c/plots/pie")[0] == 404
+    assert _get(base, "/nothing/here")[0] == 404
+    assert _get(base, "/api/studies/a%2Fb%20c/trials?since=x")[0] == 400
