@@ -67,15 +67,27 @@ class CleaningOptions:
 
     def __post_init__(self) -> None:
         if self.unicode_form is not None and self.unicode_form not in UNICODE_FORMS:
-            raise ConfigError(f"cleaning.unicode_form must be one of {list(UNICODE_FORMS)} or null, "
-                              f"but got {self.unicode_form!r}")
+            raise ConfigError(
+                f"cleaning.unicode_form must be one of {list(UNICODE_FORMS)} or null, "
+                f"but got {self.unicode_form!r}"
+            )
         if self.conflicts not in CONFLICT_ACTIONS:
-            raise ConfigError(f"cleaning.conflicts must be one of {list(CONFLICT_ACTIONS)}, "
-                              f"but got {self.conflicts!r}")
+            raise ConfigError(
+                f"cleaning.conflicts must be one of {list(CONFLICT_ACTIONS)}, but got {self.conflicts!r}"
+            )
         if self.leakage not in LEAKAGE_ACTIONS:
-            raise ConfigError(f"cleaning.leakage must be one of {list(LEAKAGE_ACTIONS)}, but got {self.leakage!r}")
-        for name in ("whitespace", "lowercase", "strip_markup", "strip_special", "drop_empty", "drop_duplicates",
-                     "drop_near_duplicates"):
+            raise ConfigError(
+                f"cleaning.leakage must be one of {list(LEAKAGE_ACTIONS)}, but got {self.leakage!r}"
+            )
+        for name in (
+            "whitespace",
+            "lowercase",
+            "strip_markup",
+            "strip_special",
+            "drop_empty",
+            "drop_duplicates",
+            "drop_near_duplicates",
+        ):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"cleaning.{name} must be true or false, but got {getattr(self, name)!r}")
 
@@ -89,7 +101,9 @@ class CleaningOptions:
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(config) - known)
         if unknown:
-            raise ConfigError(f"cleaning.{unknown[0]} is not a cleaning option; the options are {sorted(known)}")
+            raise ConfigError(
+                f"cleaning.{unknown[0]} is not a cleaning option; the options are {sorted(known)}"
+            )
         return cls(**dict(config))
 
 
@@ -101,8 +115,11 @@ def normalize_text(text: str, options: CleaningOptions) -> str:
     if options.unicode_form is not None:
         text = unicodedata.normalize(options.unicode_form, text)
     if options.strip_special:
-        text = "".join(" " if ch in "\t\n\r" else ch for ch in text
-                       if ch in "\t\n\r" or unicodedata.category(ch) not in _SPECIAL_CATEGORIES)
+        text = "".join(
+            " " if ch in "\t\n\r" else ch
+            for ch in text
+            if ch in "\t\n\r" or unicodedata.category(ch) not in _SPECIAL_CATEGORIES
+        )
     if options.lowercase:
         text = text.lower()
     if options.whitespace:
@@ -113,8 +130,9 @@ def normalize_text(text: str, options: CleaningOptions) -> str:
 def near_key(text: str) -> str:
     """A key equal for texts that differ only in case, accents, punctuation, markup or spacing."""
     text = unicodedata.normalize("NFKD", _TAG.sub(" ", html.unescape(text))).casefold()
-    kept = "".join(ch if unicodedata.category(ch)[0] in "LN" else " " for ch in text
-                   if not unicodedata.combining(ch))
+    kept = "".join(
+        ch if unicodedata.category(ch)[0] in "LN" else " " for ch in text if not unicodedata.combining(ch)
+    )
     return " ".join(kept.split())
 
 
@@ -143,7 +161,9 @@ def find_duplicates(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -
     return exact, near
 
 
-def find_conflicts(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], label: str) -> dict[Hashable, set]:
+def find_conflicts(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str], label: str
+) -> dict[Hashable, set]:
     """Texts that occur with more than one label: text (or tuple of texts) -> the labels seen."""
     labels: dict[Hashable, set] = defaultdict(set)
     for row in rows:
@@ -152,7 +172,9 @@ def find_conflicts(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], la
 
 
 def find_leakage(
-    train: Sequence[Mapping[str, Any]], other: Sequence[Mapping[str, Any]], columns: Sequence[str],
+    train: Sequence[Mapping[str, Any]],
+    other: Sequence[Mapping[str, Any]],
+    columns: Sequence[str],
     near: bool = False,
 ) -> set[Hashable]:
     """Texts of ``other`` (validation or test) that also occur in ``train``; with ``near`` compared by
@@ -217,9 +239,16 @@ def clean_rows(
         drop |= set(near)
     cleaned = [r for i, r in enumerate(cleaned) if i not in drop]
     report = SplitReport(
-        rows_in=len(rows), rows_out=len(cleaned), changed=changed, empty=empty, exact_duplicates=len(exact),
-        near_duplicates=len(near), conflicting_texts=len(conflicts), conflicting_rows_dropped=conflicting_dropped,
-        labels=_label_counts(cleaned, label), mean_words=_mean_words(cleaned, columns),
+        rows_in=len(rows),
+        rows_out=len(cleaned),
+        changed=changed,
+        empty=empty,
+        exact_duplicates=len(exact),
+        near_duplicates=len(near),
+        conflicting_texts=len(conflicts),
+        conflicting_rows_dropped=conflicting_dropped,
+        labels=_label_counts(cleaned, label),
+        mean_words=_mean_words(cleaned, columns),
     )
     return cleaned, report
 
@@ -228,8 +257,10 @@ def _check_columns(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) ->
     for number, row in enumerate(rows):
         missing = [c for c in columns if c not in row]
         if missing:
-            raise ConfigError(f"row {number} has no column {missing[0]!r}; its columns are {sorted(row)}; "
-                              f"name the right column in the task's data section")
+            raise ConfigError(
+                f"row {number} has no column {missing[0]!r}; its columns are {sorted(row)}; "
+                f"name the right column in the task's data section"
+            )
 
 
 def _label_counts(rows: Sequence[Mapping[str, Any]], label: str | None) -> dict[str, int]:
@@ -256,8 +287,10 @@ class DataSummary:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form, stored with the study."""
         return {
-            "splits": {name: {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in vars(r).items()}
-                       for name, r in self.splits.items()},
+            "splits": {
+                name: {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in vars(r).items()}
+                for name, r in self.splits.items()
+            },
             "leakage": dict(self.leakage),
             "near_leakage": dict(self.near_leakage),
         }
@@ -267,20 +300,31 @@ class DataSummary:
         names = list(self.splits)
         lines = ["data summary", f"  {'':28}" + "".join(f"{n:>12}" for n in names)]
         rows = [
-            ("rows read", "rows_in"), ("rows kept", "rows_out"), ("texts changed by cleaning", "changed"),
-            ("empty rows", "empty"), ("exact duplicates", "exact_duplicates"),
-            ("near duplicates", "near_duplicates"), ("texts with conflicting labels", "conflicting_texts"),
-            ("conflicting rows dropped", "conflicting_rows_dropped"), ("leaked rows dropped", "leaked_rows_dropped"),
+            ("rows read", "rows_in"),
+            ("rows kept", "rows_out"),
+            ("texts changed by cleaning", "changed"),
+            ("empty rows", "empty"),
+            ("exact duplicates", "exact_duplicates"),
+            ("near duplicates", "near_duplicates"),
+            ("texts with conflicting labels", "conflicting_texts"),
+            ("conflicting rows dropped", "conflicting_rows_dropped"),
+            ("leaked rows dropped", "leaked_rows_dropped"),
         ]
         for title, attr in rows:
             lines.append(f"  {title:28}" + "".join(f"{getattr(self.splits[n], attr):>12,}" for n in names))
-        lines.append(f"  {'mean words per text':28}" + "".join(f"{self.splits[n].mean_words:>12.1f}" for n in names))
+        lines.append(
+            f"  {'mean words per text':28}" + "".join(f"{self.splits[n].mean_words:>12.1f}" for n in names)
+        )
         labels = sorted({lab for r in self.splits.values() for lab in r.labels})
         for lab in labels:
-            lines.append(f"  {'label ' + lab:28}" + "".join(f"{self.splits[n].labels.get(lab, 0):>12,}" for n in names))
+            lines.append(
+                f"  {'label ' + lab:28}" + "".join(f"{self.splits[n].labels.get(lab, 0):>12,}" for n in names)
+            )
         for other in self.leakage:
-            lines.append(f"  train/{other} leakage: {self.leakage[other]:,} shared texts, "
-                         f"{self.near_leakage.get(other, 0):,} near-identical")
+            lines.append(
+                f"  train/{other} leakage: {self.leakage[other]:,} shared texts, "
+                f"{self.near_leakage.get(other, 0):,} near-identical"
+            )
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -316,8 +360,11 @@ def clean_splits(
         shared_keys |= shared
     if options.leakage == "drop" and shared_keys:
         kept = [r for r in cleaned["train"] if _text_key(r, columns) not in shared_keys]
-        reports["train"] = replace(reports["train"], rows_out=len(kept),
-                                   leaked_rows_dropped=len(cleaned["train"]) - len(kept),
-                                   labels=_label_counts(kept, label))
+        reports["train"] = replace(
+            reports["train"],
+            rows_out=len(kept),
+            leaked_rows_dropped=len(cleaned["train"]) - len(kept),
+            labels=_label_counts(kept, label),
+        )
         cleaned["train"] = kept
     return cleaned, DataSummary(reports, leakage, near_leakage)
