@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from lmtune.checkpoints import CheckpointBudget, collect_garbage, inherit_checkpoint
 from lmtune.exceptions import ConfigError, TooManyFailedTrialsError, TrialPruned
 from lmtune.history import TrialHistory
 from lmtune.samplers import Sampler, default_sampler
@@ -122,6 +123,7 @@ class Study:
         checkpoint_root: str | Path | None = None,
         heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
         grace_period: float = DEFAULT_GRACE_PERIOD,
+        checkpoint_budget: CheckpointBudget | None = None,
     ) -> None:
         self._info = info
         self._storage = storage
@@ -130,6 +132,7 @@ class Study:
         self.space: SearchSpace | None = SearchSpace.from_json(info.space) if info.space else None
         self.worker_id = _worker_id()
         self.grace_period = grace_period
+        self.checkpoint_budget = checkpoint_budget
         self._checkpoint_root = Path(checkpoint_root) if checkpoint_root is not None else None
         self._heartbeat = _Heartbeat(storage, heartbeat_interval)
         self._cache: dict[int, TrialRecord] = {}
@@ -249,8 +252,13 @@ class Study:
             self.scheduler.next_trial(self.history()) if not isinstance(self.scheduler, NoScheduler) else None
         )
         record: TrialRecord | None = None
-        if start is not None and start.resume_number is not None:
+        for _ in range(3):  # another worker may have resumed the paused trial first: ask again
+            if start is None or start.resume_number is None:
+                break
             record = self._resume(start.resume_number, start.budget)
+            if record is not None:
+                break
+            start = self.scheduler.next_trial(self.history())
         if record is None:
             record = self._storage.claim_trial(self.study_id, self.worker_id)
         if record is None:
@@ -275,6 +283,8 @@ class Study:
             )
             if record is None:
                 return None
+            if "inherit_checkpoint_of" in record.system_attrs:
+                inherit_checkpoint(self, record, int(record.system_attrs["inherit_checkpoint_of"]))
         self._heartbeat.add(record.trial_id)
         presuggested = self._complete_params(record)
         record = self._storage.get_trial(record.trial_id) if presuggested is None else record
@@ -373,7 +383,10 @@ class Study:
             raise ConfigError(f"tell() state must be COMPLETE, PRUNED, PAUSED or FAILED, not {state}")
         if state is TrialState.FAILED:
             logger.warning("trial %d failed: %s", record.number, failure_reason)
-        return self._storage.finish_trial(record.trial_id, state, value, failure_reason)
+        finished = self._storage.finish_trial(record.trial_id, state, value, failure_reason)
+        if self.checkpoint_budget is not None:
+            collect_garbage(self, self.checkpoint_budget)
+        return finished
 
     def _record_of(self, trial: Trial | int) -> TrialRecord:
         if isinstance(trial, Trial):
@@ -534,6 +547,7 @@ def create_study(
     attrs: Mapping[str, Any] | None = None,
     checkpoint_root: str | Path | None = None,
     grace_period: float = DEFAULT_GRACE_PERIOD,
+    checkpoint_budget: CheckpointBudget | None = None,
 ) -> Study:
     """Create a study (in memory with a generated name unless ``storage`` / ``study_name`` are given).
 
@@ -572,6 +586,7 @@ def create_study(
         scheduler=scheduler,
         checkpoint_root=checkpoint_root,
         grace_period=grace_period,
+        checkpoint_budget=checkpoint_budget,
     )
 
 
@@ -600,6 +615,7 @@ def load_study(
     scheduler: Scheduler | None = None,
     checkpoint_root: str | Path | None = None,
     grace_period: float = DEFAULT_GRACE_PERIOD,
+    checkpoint_budget: CheckpointBudget | None = None,
 ) -> Study:
     """Open an existing study; ``StudyNotFoundError`` names the storage when it is absent."""
     store = get_storage(storage)
@@ -614,4 +630,5 @@ def load_study(
         scheduler=scheduler,
         checkpoint_root=checkpoint_root,
         grace_period=grace_period,
+        checkpoint_budget=checkpoint_budget,
     )

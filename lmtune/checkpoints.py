@@ -1,0 +1,126 @@
+"""Trial checkpoints: a study-wide disk budget, and PBT's copy of a parent's checkpoint.
+
+Only checkpoints that can still matter are kept, and the rest are deleted as soon as a trial finishes:
+
+* those of unfinished trials (RUNNING, WAITING, and PAUSED ones a scheduler may promote),
+* any checkpoint an unfinished trial will load (its ``resume_from``: a retried or PBT trial),
+* the best COMPLETE trial's, and the next best up to ``keep_best`` while the total stays under ``max_bytes``.
+
+PRUNED and FAILED trials' checkpoints go at once unless one of the rules above needs them. What to delete is a pure
+function of the trial records and folder sizes (:meth:`CheckpointBudget.plan`); :func:`collect_garbage` carries it
+out and marks each deleted folder in the trial (system attribute ``checkpoint_deleted``).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lmtune.exceptions import ConfigError
+from lmtune.history import TrialHistory
+from lmtune.trial import TrialRecord, TrialState
+
+if TYPE_CHECKING:
+    from lmtune.study import Study
+
+__all__ = ["CheckpointBudget", "collect_garbage", "directory_size", "inherit_checkpoint"]
+
+logger = logging.getLogger("lmtune")
+
+_UNFINISHED = (TrialState.RUNNING, TrialState.WAITING, TrialState.PAUSED)
+
+
+def directory_size(path: Path) -> int:
+    """Bytes of all files under ``path`` (0 when it does not exist)."""
+    if not path.is_dir():
+        return 0
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _live_checkpoint(record: TrialRecord) -> bool:
+    return bool(record.checkpoint_dir) and not record.system_attrs.get("checkpoint_deleted")
+
+
+@dataclass(frozen=True)
+class CheckpointBudget:
+    """Keep the ``keep_best`` best COMPLETE trials' checkpoints within ``max_bytes`` (None: no size limit) besides
+    the ones unfinished trials need; the best one and the needed ones are kept even beyond ``max_bytes``."""
+
+    keep_best: int = 3
+    max_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.keep_best, bool) or not isinstance(self.keep_best, int) or self.keep_best < 1:
+            raise ConfigError(f"checkpoints.keep_best must be an integer >= 1, but got {self.keep_best!r}")
+        if self.max_bytes is not None and (
+            isinstance(self.max_bytes, bool) or not isinstance(self.max_bytes, int) or self.max_bytes < 0
+        ):
+            raise ConfigError(
+                f"checkpoints.max_bytes must be a non-negative integer, but got {self.max_bytes!r}"
+            )
+
+    def needed(self, history: TrialHistory) -> set[int]:
+        """Trial numbers whose checkpoints must stay whatever the size: unfinished trials, the checkpoints they
+        will load, and the best COMPLETE trial."""
+        keep = {r.number for r in history if r.state in _UNFINISHED}
+        loaded = {str(r.system_attrs.get("resume_from")) for r in history if r.state in _UNFINISHED}
+        keep |= {r.number for r in history if r.checkpoint_dir in loaded}
+        best = history.best()
+        if best is not None:
+            keep.add(best.number)
+        return keep
+
+    def plan(self, history: TrialHistory, sizes: Mapping[int, int]) -> list[int]:
+        """Numbers of the trials whose checkpoint folders to delete now, given folder ``sizes`` in bytes."""
+        live = [r for r in history if _live_checkpoint(r)]
+        keep = self.needed(history)
+        total = sum(sizes.get(r.number, 0) for r in live if r.number in keep)
+        if self.max_bytes is not None and total > self.max_bytes:
+            logger.warning(
+                "checkpoints that unfinished or the best trials need take %d bytes, over the budget of %d",
+                total,
+                self.max_bytes,
+            )
+        ranked = sorted(history.complete(), key=lambda r: (history.signed(r.value), r.number))  # type: ignore[arg-type]
+        for record in ranked[: self.keep_best]:
+            size = sizes.get(record.number, 0)
+            if record.number not in keep and (self.max_bytes is None or total + size <= self.max_bytes):
+                keep.add(record.number)
+                total += size
+        return [r.number for r in live if r.number not in keep]
+
+
+def collect_garbage(study: Study, budget: CheckpointBudget) -> list[int]:
+    """Delete the checkpoint folders ``budget`` does not keep; return their trial numbers."""
+    history = study.history()
+    by_number = {r.number: r for r in history if _live_checkpoint(r)}
+    sizes = {n: directory_size(Path(str(r.checkpoint_dir))) for n, r in by_number.items()}
+    deleted = budget.plan(history, sizes)
+    for number in deleted:
+        record = by_number[number]
+        shutil.rmtree(str(record.checkpoint_dir), ignore_errors=True)
+        study.storage.set_trial_system_attr(record.trial_id, "checkpoint_deleted", True)
+    if deleted:
+        logger.info(
+            "deleted the checkpoints of trials %s (%d bytes)", deleted, sum(sizes[n] for n in deleted)
+        )
+    return deleted
+
+
+def inherit_checkpoint(study: Study, record: TrialRecord, parent_number: int) -> None:
+    """Copy trial ``parent_number``'s checkpoint folder into ``record``'s own and make it the trial's
+    ``resume_from`` (PBT's exploit step: the copy cannot change while the parent trains on)."""
+    parents = [r for r in study.history() if r.number == parent_number]
+    if not parents or not _live_checkpoint(parents[0]):
+        logger.warning(
+            "trial %d: trial %d has no checkpoint to inherit; it starts fresh", record.number, parent_number
+        )
+        return
+    target = study.checkpoint_root / f"trial_{record.number:05d}"
+    shutil.copytree(str(parents[0].checkpoint_dir), target, dirs_exist_ok=True)
+    study.storage.set_trial_system_attr(record.trial_id, "checkpoint_dir", str(target))
+    study.storage.set_trial_system_attr(record.trial_id, "resume_from", str(target))
