@@ -478,9 +478,13 @@ class SQLStorage(Storage):
             return []
 
         def tx(conn: Connection) -> list[TrialRecord]:
-            failed = []
+            # Lock the study before selecting: on PostgreSQL two workers could otherwise both select, and both
+            # fail (and retry), the same trial.
+            seq, _ = self._bump(conn, study_id)
+            failed: list[TrialRecord] = []
             for trial_id in conn.execute(_STALE, {"sid": study_id, "limit": limit}).scalars().all():
-                seq, _ = self._bump(conn, study_id)
+                if failed:
+                    seq, _ = self._bump(conn, study_id)
                 values = {
                     "state": TrialState.FAILED.value,
                     "value": None,
@@ -490,9 +494,14 @@ class SQLStorage(Storage):
                 }
                 conn.execute(_UPDATE_TRIAL, {**values, "tid": trial_id})
                 failed.append(_record(conn.execute(_SELECT_TRIAL, {"tid": trial_id}).one()._mapping))
+            if not failed:
+                raise _Unchanged
             return failed
 
-        return self._db.write(tx)
+        try:
+            return self._db.write(tx)
+        except _Unchanged:
+            return []
 
     def close(self) -> None:
         self._db.dispose()
