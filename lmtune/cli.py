@@ -171,6 +171,15 @@ class _Progress:
             self.progress.stop()
 
 
+def _trackers(spec: StudySpec) -> list[Any]:
+    """The study file's experiment trackers as callbacks (each library loads only when enabled)."""
+    if not spec.trackers:
+        return []
+    from lmtune.integrations.trackers import make_trackers
+
+    return make_trackers(spec.trackers, spec.path.parent)
+
+
 def _print_best(study: Study) -> None:
     finished = study.get_trials(FINISHED)
     best = study.history().best()
@@ -201,7 +210,7 @@ def run(study_file: Path, storage: str | None, n_trials: int | None) -> None:
                 timeout=spec.timeout,
                 total_trials=total,
                 max_failed_trials=spec.max_failed_trials,
-                callbacks=[progress],
+                callbacks=[progress, *_trackers(spec)],
                 wait_for_running=total is not None,
             )
     except KeyboardInterrupt:
@@ -213,9 +222,12 @@ def run(study_file: Path, storage: str | None, n_trials: int | None) -> None:
     finally:
         study.close()
     _print_best(study)
-    if spec.task is not None and study.history().best() is not None:
-        summary = spec.task.finalize(study)
-        click.echo(json.dumps(summary, indent=2, default=str))
+    if study.history().best() is not None:
+        from lmtune.analysis.finish import finish_study
+
+        summary = finish_study(spec, study)
+        if summary is not None:
+            click.echo(json.dumps(summary, indent=2, default=str))
 
 
 @main.command()

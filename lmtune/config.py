@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lmtune.exceptions import ConfigError, LmtuneError
+from lmtune.executors.settings import ExecutionSettings, execution_from_config
 from lmtune.samplers import Sampler, default_sampler, sampler_from_config
 from lmtune.schedulers.base import Scheduler
 from lmtune.space import CategoricalDistribution, SearchSpace, coerce_number
@@ -26,6 +27,17 @@ from lmtune.storage import check_storage_url
 __all__ = ["DEFAULT_STORAGE", "StudyFile", "StudySpec", "load_study_file", "resolve_storage_url"]
 
 DEFAULT_STORAGE = "sqlite:///lmtune.db"
+
+
+class FinalEvaluationFile(BaseModel):
+    """``final_evaluation:``: re-run the top configurations with several seeds (or folds), then test once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    top_k: int = Field(3, gt=0, description="distinct best configurations to re-run")
+    seeds: int | list[int] = Field(3, description="how many fresh seeds (1..n), or the list of seeds")
+    folds: int | None = Field(None, ge=2, description="k-fold cross-validation instead of seeds")
+    confidence: float = Field(0.95, gt=0, lt=1, description="level of the reported intervals")
 
 
 class StudyFile(BaseModel):
@@ -50,6 +62,16 @@ class StudyFile(BaseModel):
     timeout: float | None = Field(None, gt=0, description="seconds after which a run starts no new trial")
     enqueue: list[dict[str, Any]] = Field(default_factory=list)
     max_failed_trials: int = Field(10, gt=0)
+    trackers: list[str | dict[str, Any]] | dict[str, Any] | None = Field(
+        None, description="experiment trackers: tensorboard, mlflow, wandb (names, or {name: {options}})"
+    )
+    final_evaluation: FinalEvaluationFile | None = None
+    workers: int | None = Field(None, description="trials at once, each in its own process")
+    executor: str | dict[str, Any] | None = Field(None, description="local (default) or {name: ray, address: auto}")
+    resources: dict[str, Any] | None = Field(None, description="per trial: gpus_per_trial, processes_per_trial, ...")
+    trial_timeout: float | None = Field(None, description="seconds after which a trial is killed and failed")
+    retry: dict[str, Any] | None = Field(None, description="{max_retries: N}: re-run trials whose worker was lost")
+    heartbeat: dict[str, Any] | None = Field(None, description="{interval: 5, grace_period: 30}, in seconds")
 
     @field_validator("study")
     @classmethod
@@ -78,6 +100,9 @@ class StudySpec:
     text: str
     task: Any = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    trackers: list[Any] = field(default_factory=list)
+    final_evaluation: dict[str, Any] | None = None
+    execution: ExecutionSettings = field(default_factory=ExecutionSettings)
 
 
 def _format_validation_error(exc: ValidationError) -> str:
@@ -167,6 +192,12 @@ def _load_task(spec: Mapping[str, Any], base_dir: Path) -> Any:
     return load_task(spec, base_dir)
 
 
+def _trackers(model: StudyFile) -> list[Any]:
+    from lmtune.integrations.trackers import parse_trackers
+
+    return parse_trackers(model.trackers)
+
+
 def build_spec(data: Mapping[str, Any], path: Path, text: str = "") -> StudySpec:
     """Validate parsed study-file data; ``path`` locates relative paths."""
     try:
@@ -211,6 +242,10 @@ def build_spec(data: Mapping[str, Any], path: Path, text: str = "") -> StudySpec
         provenance["task"] = task.provenance()
     storage = resolve_storage_url(model.storage, base_dir) if model.storage else DEFAULT_STORAGE
     check_storage_url(storage)
+    execution = execution_from_config(
+        workers=model.workers, executor=model.executor, resources=model.resources,
+        trial_timeout=model.trial_timeout, retry=model.retry, heartbeat=model.heartbeat,
+    )
     return StudySpec(
         name=model.study,
         storage=storage,
@@ -227,6 +262,9 @@ def build_spec(data: Mapping[str, Any], path: Path, text: str = "") -> StudySpec
         text=text,
         task=task,
         provenance=provenance,
+        trackers=_trackers(model),
+        final_evaluation=model.final_evaluation.model_dump() if model.final_evaluation else None,
+        execution=execution,
     )
 
 
