@@ -135,7 +135,8 @@ class Study:
         self.checkpoint_budget = checkpoint_budget
         self._checkpoint_root = Path(checkpoint_root) if checkpoint_root is not None else None
         self._heartbeat = _Heartbeat(storage, heartbeat_interval)
-        self._cache: dict[int, TrialRecord] = {}
+        self._cache: list[TrialRecord | None] = []  # indexed by trial number
+        self._holes = 0  # numbers not seen yet below the highest one seen
         self._seq = -1
         self._cache_lock = threading.Lock()
         self.fail_stale_trials()
@@ -187,10 +188,15 @@ class Study:
         with self._cache_lock:
             changed = self._storage.get_trials(self.study_id, since_seq=self._seq)
             for record in changed:
+                if record.number >= len(self._cache):
+                    self._holes += record.number + 1 - len(self._cache)
+                    self._cache.extend([None] * (record.number + 1 - len(self._cache)))
+                self._holes -= self._cache[record.number] is None
                 self._cache[record.number] = record
                 self._seq = max(self._seq, record.seq)
-            records = tuple(self._cache[n] for n in sorted(self._cache))
-        return TrialHistory(records, self.direction, self.space)
+            # Numbers are dense, so this is one C-level copy (the history is rebuilt for every trial).
+            records = tuple(r for r in self._cache if r is not None) if self._holes else tuple(self._cache)
+        return TrialHistory(records, self.direction, self.space)  # type: ignore[arg-type]
 
     @property
     def trials(self) -> list[TrialRecord]:
