@@ -18,16 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from lmtune.exceptions import ConfigError
 from lmtune.history import TrialHistory
 from lmtune.samplers._observations import ObservationCache, Observations
+from lmtune.samplers._options import check_int, check_non_negative
 from lmtune.samplers._parzen import ParzenEstimator
 from lmtune.samplers._prior import prior_weight, unit_prior
 from lmtune.samplers._startup import startup_point
 from lmtune.samplers.base import Sampler
 from lmtune.space import Distribution, SearchSpace
 
-__all__ = ["TPESampler", "default_startup_trials"]
+__all__ = ["IndependentTPE", "TPESampler", "default_startup_trials"]
 
 _RECENT_FULL_WEIGHT = 25  # the most recent trials keep full weight; older ones fade linearly (as in Hyperopt)
 
@@ -35,12 +35,6 @@ _RECENT_FULL_WEIGHT = 25  # the most recent trials keep full weight; older ones 
 def default_startup_trials(n_dims: int) -> int:
     """Random start-up trials before modelling: ``max(10, 2 * d + 2)`` for ``d`` parameters."""
     return max(10, 2 * n_dims + 2)
-
-
-def _check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, but got {value!r}")
-    return int(value)
 
 
 def _recency_weights(n: int) -> np.ndarray:
@@ -74,20 +68,20 @@ class TPESampler(Sampler):
     ) -> None:
         super().__init__(seed)
         if n_startup_trials is not None:
-            n_startup_trials = _check_positive_int("n_startup_trials", n_startup_trials, 0)
+            n_startup_trials = check_int("n_startup_trials", n_startup_trials, 0)
         self.n_startup_trials = n_startup_trials
-        self.n_candidates = _check_positive_int("n_candidates", n_candidates)
-        self.gamma_max = _check_positive_int("gamma_max", gamma_max)
-        self.max_kernels = _check_positive_int("max_kernels", max_kernels, 2)
-        if not isinstance(prior_beta, (int, float)) or isinstance(prior_beta, bool) or prior_beta < 0:
-            raise ConfigError(f"prior_beta must be a number >= 0, but got {prior_beta!r}")
-        self.prior_beta = float(prior_beta)
+        self.n_candidates = check_int("n_candidates", n_candidates, 1)
+        self.gamma_max = check_int("gamma_max", gamma_max, 1)
+        self.max_kernels = check_int("max_kernels", max_kernels, 2)
+        self.prior_beta = check_non_negative("prior_beta", prior_beta)
         self.multivariate = bool(multivariate)
         self.constant_liar = bool(constant_liar)
         self._cache = ObservationCache()
 
     def startup_trials(self, space: SearchSpace) -> int:
-        return self.n_startup_trials if self.n_startup_trials is not None else default_startup_trials(len(space))
+        return (
+            self.n_startup_trials if self.n_startup_trials is not None else default_startup_trials(len(space))
+        )
 
     def suggest(self, space: SearchSpace, history: TrialHistory, trial_number: int) -> dict[str, Any]:
         if len(space) == 0:
@@ -132,7 +126,9 @@ class TPESampler(Sampler):
             # Trial order is kept within each block; the newest observations describe g best near the search.
             bad_x, bad_w = bad_x[-self.max_kernels :], bad_w[-self.max_kernels :]
         uniform_kernel = np.full((1, len(space)), np.nan)
-        below = ParzenEstimator(np.concatenate([obs.x[good], uniform_kernel]), np.append(weights[good], 1.0), kinds)
+        below = ParzenEstimator(
+            np.concatenate([obs.x[good], uniform_kernel]), np.append(weights[good], 1.0), kinds
+        )
         above = ParzenEstimator(np.concatenate([bad_x, uniform_kernel]), np.append(bad_w, 1.0), kinds)
         candidates = below.sample(rng, self.n_candidates)
         if space.is_conditional:
@@ -159,3 +155,22 @@ class TPESampler(Sampler):
             "constant_liar": self.constant_liar,
             "prior_beta": self.prior_beta,
         }
+
+
+class IndependentTPE(Sampler):
+    """Base of samplers that model a joint space and leave define-by-run parameters outside it to univariate
+    TPE (as Optuna's relative / independent split does)."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        super().__init__(seed)
+        self.tpe = TPESampler(seed=self.seed)
+
+    def suggest_one(
+        self,
+        name: str,
+        distribution: Distribution,
+        history: TrialHistory,
+        trial_number: int,
+        params: Mapping[str, Any],
+    ) -> Any:
+        return self.tpe.suggest_one(name, distribution, history, trial_number, params)
