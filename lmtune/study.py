@@ -292,8 +292,7 @@ class Study:
             if "inherit_checkpoint_of" in record.system_attrs:
                 inherit_checkpoint(self, record, int(record.system_attrs["inherit_checkpoint_of"]))
         self._heartbeat.add(record.trial_id)
-        presuggested = self._complete_params(record)
-        record = self._storage.get_trial(record.trial_id) if presuggested is None else record
+        record, presuggested = self._complete_params(record)
         return Trial(self, record, presuggested)
 
     def _resume(self, number: int, budget: int | None) -> TrialRecord | None:
@@ -310,19 +309,19 @@ class Study:
         logger.info("trial %d resumes to budget %s", number, budget)
         return self._storage.get_trial(record.trial_id)
 
-    def _complete_params(self, record: TrialRecord) -> dict[str, Any] | None:
+    def _complete_params(self, record: TrialRecord) -> tuple[TrialRecord, dict[str, Any] | None]:
         """Fill a declared space's missing parameters (all of them for a new trial) from the sampler and store
-        them. For define-by-run studies return the sampler's joint suggestion over the space seen so far, which
-        ``suggest_*`` calls then take (None when a declared space was completed)."""
+        them. Returns the record with its parameters and, for define-by-run studies, the sampler's joint
+        suggestion over the space seen so far, which ``suggest_*`` calls then take (None for a declared space)."""
         if self.space is None:
             history = self.history()
             inferred = history.inferred_space()
             if len(inferred) == 0:
-                return {}
-            return self.sampler.suggest(inferred, history, record.number)
+                return record, {}
+            return record, self.sampler.suggest(inferred, history, record.number)
         fixed = dict(record.params)
         if all(name in fixed for name in self.space if self.space.is_active(name, fixed)):
-            return None
+            return record, None
         history = (
             self.history() if self.sampler.needs_history else TrialHistory((), self.direction, self.space)
         )
@@ -340,8 +339,13 @@ class Study:
                     name, self.space[name], history, record.number, params
                 )
         new = {k: v for k, v in params.items() if k not in fixed}
-        self._storage.set_trial_params(record.trial_id, new, {k: self.space[k] for k in new})
-        return None
+        distributions = {k: self.space[k] for k in new}
+        self._storage.set_trial_params(record.trial_id, new, distributions)
+        # The record as storage now holds it (values as JSON reads them back), without reading it again.
+        stored = json.loads(json.dumps(new))
+        return record.replace(
+            params={**fixed, **stored}, distributions={**record.distributions, **distributions}
+        ), None
 
     def _suggest_one(
         self, record: TrialRecord, name: str, dist: Distribution, params: Mapping[str, Any]
@@ -372,7 +376,9 @@ class Study:
         With only ``value`` the trial is COMPLETE; a value that is not a finite number FAILS it with a reason.
         ``state=PRUNED`` keeps ``value`` or else the last reported one; ``state=FAILED`` records ``failure_reason``.
         """
-        record = self._record_of(trial)
+        # A handle knows its trial; the stored record is read only where its last report is needed.
+        paused_or_pruned = state in (TrialState.PRUNED, TrialState.PAUSED)
+        record = trial._record if isinstance(trial, Trial) and not paused_or_pruned else self._record_of(trial)
         self._heartbeat.remove(record.trial_id)
         if state is None:
             state = TrialState.COMPLETE
