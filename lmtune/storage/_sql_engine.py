@@ -85,7 +85,8 @@ def _sqlite_engine(url: URL) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy's "begin" event issue BEGIN, instead of the driver's implicit deferred BEGIN.
+        # No implicit deferred BEGIN from the driver: reads run as single autocommit statements, and writes
+        # begin explicitly (see Database.write). No connection events either: any of them slows every statement.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         if not memory:
@@ -96,12 +97,6 @@ def _sqlite_engine(url: URL) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Connection) -> None:
-        # Reads run as single autocommit statements; writes take the write lock before reading anything.
-        if conn.get_execution_options().get("lmtune_write"):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
@@ -184,17 +179,20 @@ class Database:
         SQLite "database is locked" errors are retried with backoff, so ``fn`` must only touch the database.
         """
         self._fresh_after_fork()
-        deadline = time.monotonic() + RETRY_FOR_S
+        deadline = None
         pause = 0.01
         while True:
             try:
                 with _maybe(self._write_lock), _maybe(self._queue), self.engine.connect() as conn:
-                    conn.execution_options(lmtune_write=True)
-                    with conn.begin():
-                        return fn(conn)
+                    if self.sqlite:  # take the write lock before reading: upgrading a read lock deadlocks
+                        conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    result = fn(conn)
+                    conn.commit()  # leaving the block without it rolls back
+                    return result
             except DBAPIError as exc:
                 if not (self.sqlite and any(m in str(exc.orig) for m in _LOCKED)):
                     raise StorageError(f"storage {self.shown_url}: {exc.orig}") from exc
+                deadline = deadline or time.monotonic() + RETRY_FOR_S
                 if time.monotonic() > deadline:
                     raise StorageError(
                         f"storage {self.shown_url} stayed locked for more than {BUSY_TIMEOUT_S + RETRY_FOR_S:.0f} s; "

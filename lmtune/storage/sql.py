@@ -112,7 +112,7 @@ def _decoded_distributions(text_value: str) -> dict[str, Distribution]:
     return decode_distributions(_loads(text_value))
 
 
-def _record(row: Mapping[str, Any]) -> TrialRecord:
+def _record(row: Mapping[Any, Any]) -> TrialRecord:
     return TrialRecord(
         trial_id=row["trial_id"],
         number=row["number"],
@@ -196,11 +196,11 @@ class SQLStorage(Storage):
     ) -> StudyInfo:
         attrs_text = dumps(dict(attrs or {}))
 
-        def tx(conn: Connection) -> int:
+        def tx(conn: Connection) -> None:
             if conn.execute(select(studies.c.study_id).where(studies.c.name == name)).first() is not None:
                 raise DuplicatedStudyError(f"a study named {name!r} exists already")
             try:
-                result = conn.execute(
+                conn.execute(
                     insert(studies).values(
                         name=name,
                         direction=direction,
@@ -213,7 +213,6 @@ class SQLStorage(Storage):
                 )
             except IntegrityError:  # another process created it between our check and our insert
                 raise DuplicatedStudyError(f"a study named {name!r} exists already") from None
-            return int(result.inserted_primary_key[0])
 
         self._db.write(tx)
         return self.get_study(name)
@@ -278,12 +277,15 @@ class SQLStorage(Storage):
         return self._trial_study[trial_id]
 
     def _change_trial(
-        self, trial_id: int, change: Callable[[RowMapping], dict[str, Any] | None]
+        self, trial_id: int, change: Callable[[RowMapping], dict[str, Any] | None], *, answer: bool = True
     ) -> TrialRecord | None:
-        """In one transaction: lock the study, read the trial, apply ``change(row)`` (None: change nothing)."""
+        """In one transaction: lock the study, read the trial, apply ``change(row)`` (None: change nothing).
+
+        Returns the new record, or None when nothing changed or no ``answer`` is wanted.
+        """
         study_id = self._study_of(trial_id)
 
-        def tx(conn: Connection) -> TrialRecord:
+        def tx(conn: Connection) -> TrialRecord | None:
             seq, _ = self._bump(conn, study_id)
             row = conn.execute(_SELECT_TRIAL, {"tid": trial_id}).one()._mapping
             values = change(row)
@@ -291,9 +293,12 @@ class SQLStorage(Storage):
                 raise _Unchanged
             values["seq"] = seq
             conn.execute(_UPDATE_TRIAL, {**values, "tid": trial_id})
-            return _record({**row, **values})
+            return _record({**row, **values}) if answer else None
 
-        return self._write_or_none(tx, study_id)
+        try:
+            return self._db.write(tx)
+        except _Unchanged:
+            return None
 
     def _write_or_none(self, tx: Callable[[Connection], TrialRecord], study_id: int) -> TrialRecord | None:
         """Run a trial write; None when it found nothing to do. Remembers the new record's study."""
@@ -346,7 +351,7 @@ class SQLStorage(Storage):
                 if number - failed >= max_trials:  # FAILED trials hold no slot
                     raise _Unchanged
             row = {**values, "number": number, "seq": seq}
-            trial_id = conn.execute(_INSERT_TRIAL, row).inserted_primary_key[0]
+            trial_id = cast(Any, conn.execute(_INSERT_TRIAL, row).inserted_primary_key)[0]
             return _record({**row, "trial_id": int(trial_id)})
 
         return self._write_or_none(tx, study_id)
@@ -392,7 +397,7 @@ class SQLStorage(Storage):
         self, study_id: int, states: Collection[TrialState] | None = None, since_seq: int | None = None
     ) -> list[TrialRecord]:
         query = _TRIALS_QUERIES[states is not None, since_seq is not None]
-        args = {"sid": study_id, "since": since_seq}
+        args: dict[str, Any] = {"sid": study_id, "since": since_seq}
         if states is not None:
             args["states"] = [TrialState(s).value for s in states]
         rows = self._db.read(lambda c: c.execute(query, args).all())
@@ -414,7 +419,7 @@ class SQLStorage(Storage):
                 "distributions": json.dumps({**_loads(row["distributions"]), **new_distributions}),
             }
 
-        self._change_trial(trial_id, change)
+        self._change_trial(trial_id, change, answer=False)
 
     def report(self, trial_id: int, step: int, value: float) -> TrialRecord:
         step, value = int(step), float(value)
@@ -431,7 +436,9 @@ class SQLStorage(Storage):
 
     def _set_attr(self, trial_id: int, column: str, key: str, value: Any) -> None:
         value = _json_value(value)
-        self._change_trial(trial_id, lambda row: {column: json.dumps({**_loads(row[column]), key: value})})
+        self._change_trial(
+            trial_id, lambda row: {column: json.dumps({**_loads(row[column]), key: value})}, answer=False
+        )
 
     def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
         self._set_attr(trial_id, "user_attrs", key, value)
