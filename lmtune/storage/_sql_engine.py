@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -75,7 +76,15 @@ def _check_sqlite_path(database: str, url: str) -> None:
         )
 
 
+MIN_SQLITE = (3, 35, 0)  # UPDATE ... RETURNING
+
+
 def _sqlite_engine(url: URL) -> Engine:
+    if sqlite3.sqlite_version_info < MIN_SQLITE:
+        raise StorageError(
+            f"the SQLite storage needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer, but this Python has "
+            f"{sqlite3.sqlite_version}; use a Python built with a newer SQLite, or a postgresql+psycopg:// URL"
+        )
     memory = is_memory(url)
     engine = create_engine(
         url,

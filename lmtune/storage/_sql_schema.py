@@ -43,8 +43,9 @@ meta = Table(
     Column("value", Text, nullable=False),
 )
 
-# ``seq`` is the study's change counter; ``n_trials`` the number the next trial gets. Every trial write updates
-# this row first, which also serialises the writers of one study.
+# ``seq`` is the study's change counter; ``n_trials`` the number the next trial gets; ``n_failed`` counts its
+# FAILED trials (which hold no slot towards a trial target). Every trial write updates this row first, which also
+# serialises the writers of one study.
 studies = Table(
     "lmtune_studies",
     metadata,
@@ -56,6 +57,7 @@ studies = Table(
     Column("created_at", Float, nullable=False),
     Column("seq", BigInteger, nullable=False, default=0),
     Column("n_trials", Integer, nullable=False, default=0),
+    Column("n_failed", Integer, nullable=False, default=0),
     sqlite_autoincrement=True,
 )
 

@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Connection, RowMapping, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import Connection, RowMapping, bindparam, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from lmtune.exceptions import (
@@ -47,7 +47,7 @@ from lmtune.storage._sql_schema import (
     trials,
 )
 from lmtune.storage.base import SCHEMA_VERSION, Storage, StudyInfo
-from lmtune.trial import TrialRecord, TrialState
+from lmtune.trial import ALLOWED_TRANSITIONS, TrialRecord, TrialState
 
 __all__ = ["SQLStorage", "upgrade_schema"]
 
@@ -73,13 +73,23 @@ _UPDATE_TRIAL = update(trials).where(trials.c.trial_id == bindparam("tid"))
 _BUMP = (
     update(studies)
     .where(studies.c.study_id == bindparam("sid"))
-    .values(seq=studies.c.seq + 1)
-    .returning(studies.c.seq, studies.c.n_trials)
+    .values(
+        seq=studies.c.seq + bindparam("d_seq"),
+        n_trials=studies.c.n_trials + bindparam("d_trials"),
+        n_failed=studies.c.n_failed + bindparam("d_failed"),
+    )
+    .returning(studies.c.seq, studies.c.n_trials, studies.c.n_failed)
 )
-_BUMP_NEW_TRIAL = _BUMP.values(n_trials=studies.c.n_trials + 1)
-_COUNT_FAILED = select(func.count()).where(
-    trials.c.study_id == bindparam("sid"), trials.c.state == TrialState.FAILED.value
+# finish_trial's update, which only applies from a state that may go to the target state.
+_FINISH = (
+    update(trials)
+    .where(trials.c.trial_id == bindparam("tid"), trials.c.state.in_(bindparam("sources", expanding=True)))
+    .returning(*_TRIAL_COLUMNS)
 )
+_SOURCES = {
+    target: [s.value for s, targets in ALLOWED_TRANSITIONS.items() if target in targets]
+    for target in TrialState
+}
 _OLDEST_WAITING = (
     select(trials.c.trial_id)
     .where(trials.c.study_id == bindparam("sid"), trials.c.state == TrialState.WAITING.value)
@@ -209,6 +219,7 @@ class SQLStorage(Storage):
                         created_at=now(),
                         seq=0,
                         n_trials=0,
+                        n_failed=0,
                     )
                 )
             except IntegrityError:  # another process created it between our check and our insert
@@ -259,12 +270,18 @@ class SQLStorage(Storage):
         self._db.write(tx)
 
     # Trial writes -------------------------------------------------------------------------------------------
-    def _bump(self, conn: Connection, study_id: int, *, new_trial: bool = False) -> tuple[int, int]:
-        """Lock the study row and advance its counter; return (seq, n_trials) after the update."""
-        row = conn.execute(_BUMP_NEW_TRIAL if new_trial else _BUMP, {"sid": study_id}).first()
+    def _bump(
+        self, conn: Connection, study_id: int, *, seq: int = 1, new: int = 0, failed: int = 0
+    ) -> tuple[int, int, int]:
+        """Lock the study row and add to its change counter, trial count and count of FAILED trials.
+
+        Returns (seq, n_trials, n_failed) after the update.
+        """
+        args = {"sid": study_id, "d_seq": seq, "d_trials": new, "d_failed": failed}
+        row = conn.execute(_BUMP, args).first()
         if row is None:
             raise StudyNotFoundError(f"no study with id {study_id} in {self._db.shown_url}")
-        return int(row[0]), int(row[1])
+        return int(row[0]), int(row[1]), int(row[2])
 
     def _study_of(self, trial_id: int) -> int:
         if trial_id not in self._trial_study:
@@ -286,7 +303,7 @@ class SQLStorage(Storage):
         study_id = self._study_of(trial_id)
 
         def tx(conn: Connection) -> TrialRecord | None:
-            seq, _ = self._bump(conn, study_id)
+            seq, _, _ = self._bump(conn, study_id)
             row = conn.execute(_SELECT_TRIAL, {"tid": trial_id}).one()._mapping
             values = change(row)
             if values is None:
@@ -308,9 +325,6 @@ class SQLStorage(Storage):
             return None
         self._trial_study[record.trial_id] = study_id  # only once committed: a rolled-back id may be reused
         return record
-
-    def _must_change(self, trial_id: int, change: Callable[[RowMapping], dict[str, Any]]) -> TrialRecord:
-        return cast(TrialRecord, self._change_trial(trial_id, change))  # ``change`` never answers None
 
     # Trials ---------------------------------------------------------------------------------------------------
     def create_trial(
@@ -344,12 +358,10 @@ class SQLStorage(Storage):
         }
 
         def tx(conn: Connection) -> TrialRecord:
-            seq, n_trials = self._bump(conn, study_id, new_trial=True)
+            seq, n_trials, n_failed = self._bump(conn, study_id, new=1)
             number = n_trials - 1
-            if max_trials is not None:
-                failed = conn.execute(_COUNT_FAILED, {"sid": study_id}).scalar_one()
-                if number - failed >= max_trials:  # FAILED trials hold no slot
-                    raise _Unchanged
+            if max_trials is not None and number - n_failed >= max_trials:  # FAILED trials hold no slot
+                raise _Unchanged
             row = {**values, "number": number, "seq": seq}
             trial_id = cast(Any, conn.execute(_INSERT_TRIAL, row).inserted_primary_key)[0]
             return _record({**row, "trial_id": int(trial_id)})
@@ -362,7 +374,7 @@ class SQLStorage(Storage):
             return None
 
         def tx(conn: Connection) -> TrialRecord:
-            seq, _ = self._bump(conn, study_id)
+            seq, _, _ = self._bump(conn, study_id)
             trial_id = conn.execute(_OLDEST_WAITING, {"sid": study_id}).scalar()
             if trial_id is None:
                 raise _Unchanged
@@ -432,7 +444,7 @@ class SQLStorage(Storage):
             check_writable(row["number"], TrialState(row["state"]))
             return {"intermediate": json.dumps({**_loads(row["intermediate"]), str(step): value})}
 
-        return self._must_change(trial_id, change)
+        return cast(TrialRecord, self._change_trial(trial_id, change))  # ``change`` never answers None
 
     def _set_attr(self, trial_id: int, column: str, key: str, value: Any) -> None:
         value = _json_value(value)
@@ -457,16 +469,26 @@ class SQLStorage(Storage):
         if value is not None and (isinstance(value, bool) or not math.isfinite(float(value))):
             raise ConfigError(f"a trial's value must be a finite number or None, but got {value!r}")
 
-        def change(row: RowMapping) -> dict[str, Any]:
-            check_transition(row["number"], TrialState(row["state"]), state)
-            return {
-                "state": state.value,
-                "value": None if value is None else float(value),
-                "failure_reason": failure_reason,
-                "finished_at": now() if state.is_finished() else None,
-            }
+        study_id = self._study_of(trial_id)
+        values = {
+            "state": state.value,
+            "value": None if value is None else float(value),
+            "failure_reason": failure_reason,
+            "finished_at": now() if state.is_finished() else None,
+            "tid": trial_id,
+            "sources": _SOURCES[state],
+        }
 
-        return self._must_change(trial_id, change)
+        def tx(conn: Connection) -> TrialRecord:
+            values["seq"], _, _ = self._bump(conn, study_id, failed=int(state is TrialState.FAILED))
+            row = conn.execute(_FINISH, values).first()
+            if row is None:  # not allowed from its state: say why (and roll back)
+                current = conn.execute(_SELECT_TRIAL, {"tid": trial_id}).one()
+                check_transition(current.number, TrialState(current.state), state)
+                raise StorageError(f"trial {current.number} changed while it was being finished")
+            return _record(row._mapping)
+
+        return self._db.write(tx)
 
     def heartbeat(self, trial_ids: Collection[int]) -> None:
         ids = [int(t) for t in trial_ids]
@@ -487,11 +509,10 @@ class SQLStorage(Storage):
         def tx(conn: Connection) -> list[TrialRecord]:
             # Lock the study before selecting: on PostgreSQL two workers could otherwise both select, and both
             # fail (and retry), the same trial.
-            seq, _ = self._bump(conn, study_id)
+            self._bump(conn, study_id, seq=0)
             failed: list[TrialRecord] = []
             for trial_id in conn.execute(_STALE, {"sid": study_id, "limit": limit}).scalars().all():
-                if failed:
-                    seq, _ = self._bump(conn, study_id)
+                seq, _, _ = self._bump(conn, study_id, failed=1)
                 values = {
                     "state": TrialState.FAILED.value,
                     "value": None,
