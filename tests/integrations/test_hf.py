@@ -16,6 +16,8 @@ from lmtune.integrations.hf import BEST_MODEL, LmtuneTrainerCallback, training_a
 from lmtune.schedulers import MedianStopping
 from lmtune.schedulers.base import CONTINUE, Action, Decision, Scheduler
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 VOCAB = 40
 MAX_STEPS = 12
 EVAL_STEPS = 4
