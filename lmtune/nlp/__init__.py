@@ -6,10 +6,9 @@ returns a search space with priors drawn from published practice.
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
-from lmtune.exceptions import MissingDependencyError
+from lmtune._imports import require
 from lmtune.nlp.presets import PRESETS, get_preset
 
 __all__ = ["PRESETS", "get_preset", "load_task"]
@@ -19,11 +18,8 @@ _REQUIRED = ("torch", "transformers", "tokenizers", "peft", "sacrebleu")
 
 def load_task(spec: Any, base_dir: Any) -> Any:
     """See :func:`lmtune.nlp.task.load_task`; imported lazily so presets work without torch."""
-    missing = [name for name in _REQUIRED if importlib.util.find_spec(name) is None]
-    if missing:
-        raise MissingDependencyError(
-            f"the task: section needs {', '.join(missing)}; install them with `pip install 'lmtune[nlp]'`"
-        )
+    for name in _REQUIRED:
+        require(name, "nlp")
     from lmtune.nlp.task import load_task as _load_task
 
     return _load_task(spec, base_dir)

@@ -48,7 +48,7 @@ def apply_lora(model: torch.nn.Module, task_type: str, params: Mapping[str, Any]
     r = int(params.get("lora_r", 8))
     config = LoraConfig(
         r=r,
-        lora_alpha=float(params.get("lora_alpha", 2 * r)),
+        lora_alpha=float(params.get("lora_alpha") or 2 * r),
         lora_dropout=float(params.get("lora_dropout", 0.05)),
         target_modules=lora_targets(model.config.model_type, params.get("lora_target_modules")),
         task_type=_TASK_TYPES[task_type],
@@ -64,8 +64,7 @@ def merge_lora(model: torch.nn.Module) -> torch.nn.Module:
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The tensors a checkpoint must keep: all of them for full fine-tuning, only the trained ones for LoRA
     (the frozen base is rebuilt from its source)."""
-    state = model.state_dict()
-    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
-    if not frozen:
-        return state
-    return {k: v for k, v in state.items() if k not in frozen}
+    named = dict(model.named_parameters())
+    if all(p.requires_grad for p in named.values()):
+        return model.state_dict()
+    return {name: p.detach() for name, p in named.items() if p.requires_grad}

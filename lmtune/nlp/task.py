@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from lmtune.exceptions import ConfigError
+from lmtune.exceptions import ConfigError, LmtuneError
 from lmtune.nlp.checkpoint import BEST, load_checkpoint
 from lmtune.nlp.data import Splits, expand_path, file_sha256, make_splits, read_rows, subsample
 from lmtune.nlp.hyperparameters import Hyperparameters
@@ -205,7 +205,11 @@ class Task:
 
     def load_best(self, study: Any) -> tuple[torch.nn.Module, dict[str, Any], int]:
         """The best trial's model (LoRA merged), its parameters and max length, rebuilt from its best checkpoint."""
-        best = study.best_trial
+        try:
+            best = study.best_trial
+        except ValueError:
+            raise LmtuneError(f"study {study.study_name!r} has no COMPLETE trial, so there is no best model to "
+                              f"save; look at the failure reasons of its trials") from None
         if not best.checkpoint_dir or not (Path(best.checkpoint_dir) / BEST).is_dir():
             raise ConfigError(f"trial {best.number} has no saved checkpoint; was it run by this task?")
         tensors, meta = load_checkpoint(Path(best.checkpoint_dir) / BEST)

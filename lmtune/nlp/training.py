@@ -125,9 +125,9 @@ class TrialRunner:
         if meta.get("optimizer") == self.hp.optimizer:
             self.optimizer.load_state_dict(tensors["optimizer"])
             apply_to_optimizer(self.optimizer, self.hp)
-        own = folder.resolve() == Path(self.trial.checkpoint_dir).resolve()
+        own = meta.get("trial") == self.trial.number  # else inherited, e.g. copied by population-based training
         saved = Progress(**meta["progress"])
-        if not own:  # inherited (population-based training): keep the position, not the parent's best
+        if not own:  # keep the parent's position, not its best score
             saved = Progress(epoch=saved.epoch, step=saved.step, batch=saved.batch, report_step=saved.report_step)
         self.progress = saved
         self.evaluated_at = saved.step
@@ -286,6 +286,7 @@ class TrialRunner:
                                    "rng": torch.get_rng_state()}
         if self.first_order is not None:
             tensors["first_order"] = torch.tensor(self.first_order)
-        meta = {"progress": asdict(self.progress), "params": self.params, "optimizer": self.hp.optimizer,
+        meta = {"trial": self.trial.number, "progress": asdict(self.progress), "params": self.params,
+                "optimizer": self.hp.optimizer,
                 "history": self.history}
         save_checkpoint(Path(self.trial.checkpoint_dir) / LAST, tensors=tensors, meta=meta)
