@@ -138,18 +138,19 @@ function renderTable() {
 
 async function drawPlots() {
   const box = $("plots");
+  const pending = [];
   for (const k of PLOTS) {
     let div = $(`plot-${k}`);
     if (!view.plotsShown.includes(k)) { if (div) div.remove(); continue; }
     if (!div) { div = document.createElement("div"); div.id = `plot-${k}`; div.className = "plot"; box.appendChild(div); }
     if (view.drawnSeq[k] === view.seq) continue;
     const seq = view.seq;
-    try {
-      const fig = await getJSON(`/api/studies/${encodeURIComponent(view.study)}/plots/${k}`);
-      await Plotly.react(div, fig.data, {...fig.layout, autosize: true}, {displaylogo: false, responsive: true});
-      view.drawnSeq[k] = seq;
-    } catch (e) { div.textContent = `${k}: ${e.message}`; }
+    pending.push(getJSON(`/api/studies/${encodeURIComponent(view.study)}/plots/${k}`)
+      .then((fig) => Plotly.react(div, fig.data, {...fig.layout, autosize: true}, {displaylogo: false, responsive: true}))
+      .then(() => { view.drawnSeq[k] = seq; })
+      .catch((e) => { div.textContent = `${k}: ${e.message}`; }));
   }
+  await Promise.all(pending);
 }
 
 async function renderTrial(name, number) {

@@ -211,9 +211,21 @@ def make_server(storage: str | Storage, host: str = "127.0.0.1", port: int = 808
     return server
 
 
+def _warm_up() -> None:
+    """Import plotting and read plotly.js in the background, so the first page view does not wait for them."""
+    try:
+        from lmtune.analysis import plots  # noqa: F401
+        from lmtune.dashboard.page import plotly_js
+
+        plotly_js()
+    except Exception:  # the request that needs them reports the problem
+        logger.debug("warm-up failed", exc_info=True)
+
+
 def serve(storage: str | Storage, host: str = "127.0.0.1", port: int = 8080) -> None:
     """Serve the dashboard until Ctrl-C."""
     server = make_server(storage, host, port)
+    threading.Thread(target=_warm_up, name="lmtune-dashboard-warm-up", daemon=True).start()
     bound_host, bound_port = server.server_address[:2]
     print(f"lmtune dashboard on http://{bound_host}:{bound_port}/ (Ctrl-C stops it)", flush=True)
     try:

@@ -17,6 +17,7 @@ from lmtune.analysis.evaluate import (
     t_interval,
 )
 from lmtune.exceptions import ConfigError
+from lmtune.samplers import RandomSampler
 
 # True mean accuracy of each configuration, and the noise each seed adds. With seed 0 (the search) "lucky" looks
 # best (0.80 + 0.10); on fresh seeds "steady" is better on average.
@@ -38,7 +39,7 @@ class Objective:
 
 @pytest.fixture
 def searched() -> lmtune.Study:
-    study = lmtune.create_study(direction="maximize", space={"config": {"type": "categorical",
+    study = lmtune.create_study(direction="maximize", sampler=RandomSampler(seed=0), space={"config": {"type": "categorical",
                                                                         "choices": list(TRUE_MEAN)}})
     for config in TRUE_MEAN:
         study.enqueue({"config": config})

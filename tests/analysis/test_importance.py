@@ -10,6 +10,7 @@ import pytest
 import lmtune
 from lmtune.analysis.importance import fanova_importance, importance, marginal_importance
 from lmtune.exceptions import ConfigError
+from lmtune.samplers import RandomSampler
 from lmtune.testing.functions import CONDITIONAL_SPACE, conditional
 
 SPACE = {
@@ -27,7 +28,7 @@ def dominated(a: float, b: float, c: str, d: int) -> float:
 
 @pytest.fixture(scope="module")
 def dominated_study() -> lmtune.Study:
-    study = lmtune.create_study(space=SPACE, seed=3)
+    study = lmtune.create_study(space=SPACE, sampler=RandomSampler(seed=3))
     study.optimize(lambda t: dominated(**t.params), n_trials=150)
     return study
 
@@ -44,7 +45,7 @@ def test_dominant_parameter_ranks_first(dominated_study: lmtune.Study, method: s
 def test_fanova_matches_the_analytic_decomposition() -> None:
     """f = 4 x + y on the unit square (uniform x, y): main effects 16/12 and 1/12, shares 16/17 and 1/17."""
     study = lmtune.create_study(space={"x": {"type": "float", "low": 0, "high": 1},
-                                       "y": {"type": "float", "low": 0, "high": 1}}, seed=0)
+                                       "y": {"type": "float", "low": 0, "high": 1}}, sampler=RandomSampler(seed=0))
     study.optimize(lambda t: 4 * t.params["x"] + t.params["y"], n_trials=300)
     result = fanova_importance(study, seeds=(0, 1), n_trees=16)
     assert result.mean["x"] == pytest.approx(16 / 17, abs=0.05)
@@ -64,7 +65,7 @@ def test_fanova_is_deterministic_and_spread_comes_from_seeds(dominated_study: lm
 def test_conditional_parameters_are_handled() -> None:
     """In the conditional benchmark beta2 (adam only) has a huge quadratic penalty and dominates; momentum and
     beta2 are inactive in about half the trials each."""
-    study = lmtune.create_study(space=CONDITIONAL_SPACE, seed=1)
+    study = lmtune.create_study(space=CONDITIONAL_SPACE, sampler=RandomSampler(seed=1))
     study.optimize(conditional, n_trials=120)
     for method in ("fanova", "marginal"):
         result = importance(study, method)
@@ -74,7 +75,7 @@ def test_conditional_parameters_are_handled() -> None:
 
 
 def test_define_by_run_study_uses_the_parameters_seen() -> None:
-    study = lmtune.create_study(seed=0)
+    study = lmtune.create_study(sampler=RandomSampler(seed=0))
 
     def objective(trial: lmtune.Trial) -> float:
         x = trial.suggest_float("x", -1, 1)
@@ -90,7 +91,7 @@ def test_define_by_run_study_uses_the_parameters_seen() -> None:
 
 
 def test_errors_name_the_problem() -> None:
-    study = lmtune.create_study(space=SPACE, seed=0)
+    study = lmtune.create_study(space=SPACE, sampler=RandomSampler(seed=0))
     with pytest.raises(ConfigError, match="at least 2 COMPLETE"):
         importance(study)
     study.optimize(lambda t: dominated(**t.params), n_trials=5)

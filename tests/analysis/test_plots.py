@@ -12,6 +12,7 @@ import lmtune
 from lmtune.analysis import plots
 from lmtune.analysis.importance import marginal_importance
 from lmtune.exceptions import ConfigError
+from lmtune.samplers import RandomSampler
 from lmtune.testing.functions import CONDITIONAL_SPACE, conditional
 from lmtune.trial import TrialState
 
@@ -29,7 +30,7 @@ def _objective(trial: lmtune.Trial) -> float:
 
 @pytest.fixture(scope="module")
 def study() -> lmtune.Study:
-    study = lmtune.create_study(space=CONDITIONAL_SPACE, seed=0)
+    study = lmtune.create_study(space=CONDITIONAL_SPACE, sampler=RandomSampler(seed=0))
     study.optimize(_objective, n_trials=24)
     return study
 

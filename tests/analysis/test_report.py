@@ -14,6 +14,7 @@ import lmtune
 from lmtune.analysis.evaluate import classification_test_result, final_evaluation
 from lmtune.analysis.report import SECTIONS, time_spent
 from lmtune.cli import main
+from lmtune.samplers import RandomSampler
 from lmtune.testing.functions import CONDITIONAL_SPACE, conditional
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -75,7 +76,7 @@ def _objective(trial: lmtune.Trial) -> float:
 @pytest.fixture(scope="module")
 def study_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = f"sqlite:///{tmp_path_factory.mktemp('report') / 'study.db'}"
-    study = lmtune.create_study(space=CONDITIONAL_SPACE, seed=0, storage=url, study_name="demo")
+    study = lmtune.create_study(space=CONDITIONAL_SPACE, sampler=RandomSampler(seed=0), storage=url, study_name="demo")
     study.optimize(_objective, n_trials=30)
 
     def test(params: dict, runs: list) -> lmtune.analysis.evaluate.TestResult:

@@ -13,6 +13,7 @@ import pytest
 
 import lmtune
 from lmtune.dashboard import make_server
+from lmtune.samplers import RandomSampler
 from lmtune.trial import TrialState
 
 
@@ -27,7 +28,7 @@ def _objective(trial: lmtune.Trial) -> float:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, lmtune.Study]]:
     url = f"sqlite:///{tmp_path / 'api.db'}"
-    study = lmtune.create_study(storage=url, study_name="a/b c", seed=0)
+    study = lmtune.create_study(storage=url, study_name="a/b c", sampler=RandomSampler(seed=0))
     study.optimize(_objective, n_trials=5)
     server = make_server(url, port=0)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

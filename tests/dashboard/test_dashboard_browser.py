@@ -18,7 +18,8 @@ LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", 
 
 WRITER = """
 import sys, time, lmtune
-study = lmtune.create_study(storage=sys.argv[1], study_name="live", seed=0,
+from lmtune.samplers import RandomSampler
+study = lmtune.create_study(storage=sys.argv[1], study_name="live", sampler=RandomSampler(seed=0),
                             space={"lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
                                    "layers": {"type": "int", "low": 1, "high": 4}})
 def objective(trial):

@@ -12,6 +12,7 @@ import pytest
 import lmtune
 from lmtune.exceptions import ConfigError
 from lmtune.integrations.trackers import TrackerSpec, make_trackers, parse_trackers
+from lmtune.samplers import RandomSampler
 from lmtune.trial import TrialState
 
 SPACE = {"lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
@@ -29,7 +30,7 @@ def objective(trial: lmtune.Trial) -> float:
 
 
 def _run(callbacks: list) -> lmtune.Study:
-    study = lmtune.create_study(space=SPACE, seed=0, study_name="tracked")
+    study = lmtune.create_study(space=SPACE, sampler=RandomSampler(seed=0), study_name="tracked")
     study.optimize(objective, n_trials=4, callbacks=callbacks)
     return study
 
@@ -140,7 +141,7 @@ def test_parse_trackers_checks_names_and_options() -> None:
 
 def test_unfinished_trials_are_not_logged(tmp_path: Path) -> None:
     (tracker,) = make_trackers(parse_trackers(["tensorboard"]), tmp_path)
-    study = lmtune.create_study(space=SPACE, seed=0, study_name="paused")
+    study = lmtune.create_study(space=SPACE, sampler=RandomSampler(seed=0), study_name="paused")
     trial = study.ask()
     assert trial is not None
     record = study.tell(trial, state=TrialState.PAUSED)
