@@ -1,0 +1,1 @@
+"""Black-box optimiser benchmark: lmtune's samplers beside Optuna, Hyperopt and random search."""
