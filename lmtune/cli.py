@@ -6,6 +6,7 @@ running trial FAILED ("interrupted"), and running the same command again resumes
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -19,6 +20,9 @@ import click
 
 from lmtune.config import DEFAULT_STORAGE, StudySpec, load_study_file
 from lmtune.exceptions import ConfigError, LmtuneError, StudyNotFoundError
+from lmtune.executors import RetryPolicy
+from lmtune.executors.base import make_executor
+from lmtune.executors.ref import FileObjective
 from lmtune.storage import Storage, get_storage
 from lmtune.study import Study, check_compatible, create_study, load_study, provenance
 from lmtune.trial import TrialRecord, TrialState
@@ -97,9 +101,35 @@ def _open_study(spec: StudySpec, storage_url: str) -> Study:
                     spec.sampler.seed, {"sampler": spec.sampler.describe(), **spec.provenance}
                 )
             },
+            **_liveness(spec),
         )
     check_compatible(info, spec.direction, spec.space)
-    return load_study(spec.name, storage, sampler=spec.sampler, scheduler=spec.scheduler)
+    return load_study(spec.name, storage, sampler=spec.sampler, scheduler=spec.scheduler, **_liveness(spec))
+
+
+def _liveness(spec: StudySpec) -> dict[str, Any]:
+    """The study file's heartbeat and retry settings, as study options."""
+    execution = spec.execution
+    return {
+        "heartbeat_interval": execution.heartbeat.interval,
+        "grace_period": execution.heartbeat.grace_period,
+        "retry": RetryPolicy(execution.max_retries) if execution.max_retries else None,
+    }
+
+
+def _optimize(spec: StudySpec, study: Study, total: int | None, workers: int | None, callbacks: list[Any],
+              wait_for_running: bool) -> None:
+    """Run the study's trials here, in a local process pool or on Ray, as the file (or --workers) says."""
+    execution = spec.execution if workers is None else dataclasses.replace(spec.execution, workers=workers)
+    executor = make_executor(execution)
+    options: dict[str, Any] = {
+        "timeout": spec.timeout, "total_trials": total, "max_failed_trials": spec.max_failed_trials,
+        "callbacks": callbacks, "wait_for_running": wait_for_running,
+    }
+    if executor is None:
+        study.optimize(spec.objective, **options)
+    else:  # trial processes load the objective (or task) from the file themselves
+        executor.optimize(study, FileObjective(str(spec.path.resolve())), **options)
 
 
 def _enqueue_new(study: Study, configs: list[dict[str, Any]]) -> int:
@@ -192,12 +222,22 @@ def _print_best(study: Study) -> None:
         click.echo(f"  {name}: {value}")
 
 
+def _run_options(function: F) -> F:
+    """The arguments `run` and `worker` share."""
+    for option in reversed([
+        click.argument("study_file", type=click.Path(dir_okay=False, path_type=Path)),
+        click.option("--storage", help="Storage URL; overrides the file's `storage:`."),
+        click.option("--n-trials", type=click.IntRange(min=1), help="Finished trials the study should hold."),
+        click.option("--workers", type=click.IntRange(min=1), help="Trials at once, each in its own process."),
+    ]):
+        function = option(function)
+    return function
+
+
 @main.command()
-@click.argument("study_file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--storage", help="Storage URL; overrides the file's `storage:`.")
-@click.option("--n-trials", type=click.IntRange(min=1), help="Finished trials the study should hold.")
+@_run_options
 @user_errors
-def run(study_file: Path, storage: str | None, n_trials: int | None) -> None:
+def run(study_file: Path, storage: str | None, n_trials: int | None, workers: int | None) -> None:
     """Create or resume the study of STUDY_FILE and run the trials it still misses."""
     spec = load_study_file(study_file)
     study = _open_study(spec, storage or spec.storage)
@@ -205,14 +245,7 @@ def run(study_file: Path, storage: str | None, n_trials: int | None) -> None:
     total = n_trials or spec.n_trials
     try:
         with _Progress(study, total) as progress:
-            study.optimize(
-                spec.objective,
-                timeout=spec.timeout,
-                total_trials=total,
-                max_failed_trials=spec.max_failed_trials,
-                callbacks=[progress, *_trackers(spec)],
-                wait_for_running=total is not None,
-            )
+            _optimize(spec, study, total, workers, [progress, *_trackers(spec)], wait_for_running=total is not None)
     except KeyboardInterrupt:
         done = len(study.get_trials(FINISHED))
         click.echo(
@@ -228,6 +261,29 @@ def run(study_file: Path, storage: str | None, n_trials: int | None) -> None:
         summary = finish_study(spec, study)
         if summary is not None:
             click.echo(json.dumps(summary, indent=2, default=str))
+
+
+@main.command()
+@_run_options
+@user_errors
+def worker(study_file: Path, storage: str | None, n_trials: int | None, workers: int | None) -> None:
+    """Join the study of STUDY_FILE from another shell or machine (creating it if absent) and run trials until
+    it holds n_trials finished ones and none is running; then exit 0."""
+    spec = load_study_file(study_file)
+    total = n_trials or spec.n_trials
+    if total is None:
+        raise ConfigError(f"{study_file}: a worker needs `n_trials:` in the file or --n-trials, to know when to stop")
+    study = _open_study(spec, storage or spec.storage)
+    try:
+        with _Progress(study, total) as progress:
+            _optimize(spec, study, total, workers, [progress, *_trackers(spec)], wait_for_running=True)
+    except KeyboardInterrupt:
+        click.echo("worker interrupted; its running trial is failed and will be replaced", err=True)
+        sys.exit(130)
+    finally:
+        study.close()
+    done = len(study.get_trials(FINISHED))
+    click.echo(f"study {study.study_name!r}: {done} finished trials; worker done")
 
 
 @main.command()

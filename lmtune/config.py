@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lmtune.exceptions import ConfigError, LmtuneError
+from lmtune.executors.settings import ExecutionSettings, execution_from_config
 from lmtune.samplers import Sampler, default_sampler, sampler_from_config
 from lmtune.schedulers.base import Scheduler
 from lmtune.space import CategoricalDistribution, SearchSpace, coerce_number
@@ -65,6 +66,12 @@ class StudyFile(BaseModel):
         None, description="experiment trackers: tensorboard, mlflow, wandb (names, or {name: {options}})"
     )
     final_evaluation: FinalEvaluationFile | None = None
+    workers: int | None = Field(None, description="trials at once, each in its own process")
+    executor: str | dict[str, Any] | None = Field(None, description="local (default) or {name: ray, address: auto}")
+    resources: dict[str, Any] | None = Field(None, description="per trial: gpus_per_trial, processes_per_trial, ...")
+    trial_timeout: float | None = Field(None, description="seconds after which a trial is killed and failed")
+    retry: dict[str, Any] | None = Field(None, description="{max_retries: N}: re-run trials whose worker was lost")
+    heartbeat: dict[str, Any] | None = Field(None, description="{interval: 5, grace_period: 30}, in seconds")
 
     @field_validator("study")
     @classmethod
@@ -95,6 +102,7 @@ class StudySpec:
     provenance: dict[str, Any] = field(default_factory=dict)
     trackers: list[Any] = field(default_factory=list)
     final_evaluation: dict[str, Any] | None = None
+    execution: ExecutionSettings = field(default_factory=ExecutionSettings)
 
 
 def _format_validation_error(exc: ValidationError) -> str:
@@ -234,6 +242,10 @@ def build_spec(data: Mapping[str, Any], path: Path, text: str = "") -> StudySpec
         provenance["task"] = task.provenance()
     storage = resolve_storage_url(model.storage, base_dir) if model.storage else DEFAULT_STORAGE
     check_storage_url(storage)
+    execution = execution_from_config(
+        workers=model.workers, executor=model.executor, resources=model.resources,
+        trial_timeout=model.trial_timeout, retry=model.retry, heartbeat=model.heartbeat,
+    )
     return StudySpec(
         name=model.study,
         storage=storage,
@@ -252,6 +264,7 @@ def build_spec(data: Mapping[str, Any], path: Path, text: str = "") -> StudySpec
         provenance=provenance,
         trackers=_trackers(model),
         final_evaluation=model.final_evaluation.model_dump() if model.final_evaluation else None,
+        execution=execution,
     )
 
 

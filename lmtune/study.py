@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from lmtune.checkpoints import CheckpointBudget, collect_garbage, inherit_checkpoint
-from lmtune.exceptions import ConfigError, TooManyFailedTrialsError, TrialPruned
+from lmtune.exceptions import ConfigError, TooManyFailedTrialsError, TrialPruned, TrialStateError
+from lmtune.executors.retry import RetryPolicy, is_lost
 from lmtune.history import TrialHistory
 from lmtune.samplers import Sampler, default_sampler
 from lmtune.schedulers.base import CONTINUE, Decision, NoScheduler, Scheduler
@@ -123,6 +124,7 @@ class Study:
         checkpoint_root: str | Path | None = None,
         heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
         grace_period: float = DEFAULT_GRACE_PERIOD,
+        retry: RetryPolicy | None = None,
         checkpoint_budget: CheckpointBudget | None = None,
     ) -> None:
         self._info = info
@@ -132,6 +134,8 @@ class Study:
         self.space: SearchSpace | None = SearchSpace.from_json(info.space) if info.space else None
         self.worker_id = _worker_id()
         self.grace_period = grace_period
+        self.heartbeat_interval = heartbeat_interval
+        self.retry = retry
         self.checkpoint_budget = checkpoint_budget
         self._checkpoint_root = Path(checkpoint_root) if checkpoint_root is not None else None
         self._heartbeat = _Heartbeat(storage, heartbeat_interval)
@@ -232,7 +236,19 @@ class Study:
             logger.warning(
                 "trial %d failed: worker lost (no heartbeat for %.0f s)", record.number, self.grace_period
             )
+        if self.retry is not None and failed:
+            self.retry.enqueue_retries(self, failed)
         return failed
+
+    def adopt(self, trial_id: int, presuggested: Mapping[str, Any] | None = None) -> Trial:
+        """A handle on a RUNNING trial that another process asked for (an executor's trial process runs it);
+        this process sends its heartbeats until it tells the outcome."""
+        self._heartbeat.add(trial_id)
+        return Trial(self, self._storage.get_trial(trial_id), presuggested)
+
+    def release(self, trial_id: int) -> None:
+        """Stop sending heartbeats for a trial that another process ran to its end."""
+        self._heartbeat.remove(trial_id)
 
     # Ask / tell -----------------------------------------------------------------------------------------------
     def enqueue(self, params: Mapping[str, Any]) -> TrialRecord:
@@ -395,7 +411,16 @@ class Study:
             raise ConfigError(f"tell() state must be COMPLETE, PRUNED, PAUSED or FAILED, not {state}")
         if state is TrialState.FAILED:
             logger.warning("trial %d failed: %s", record.number, failure_reason)
-        finished = self._storage.finish_trial(record.trial_id, state, value, failure_reason)
+        try:
+            finished = self._storage.finish_trial(record.trial_id, state, value, failure_reason)
+        except TrialStateError:
+            finished = self._storage.get_trial(record.trial_id)
+            if not is_lost(finished):
+                raise
+            # Its heartbeats stopped reaching storage for a grace period; a retry may be running it already.
+            logger.warning("trial %d ended after it was failed as lost; its outcome (%s) is not recorded",
+                           record.number, state.value)
+            return finished
         if self.checkpoint_budget is not None:
             collect_garbage(self, self.checkpoint_budget)
         return finished
@@ -559,6 +584,8 @@ def create_study(
     attrs: Mapping[str, Any] | None = None,
     checkpoint_root: str | Path | None = None,
     grace_period: float = DEFAULT_GRACE_PERIOD,
+    heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
+    retry: RetryPolicy | None = None,
     checkpoint_budget: CheckpointBudget | None = None,
 ) -> Study:
     """Create a study (in memory with a generated name unless ``storage`` / ``study_name`` are given).
@@ -598,6 +625,8 @@ def create_study(
         scheduler=scheduler,
         checkpoint_root=checkpoint_root,
         grace_period=grace_period,
+        heartbeat_interval=heartbeat_interval,
+        retry=retry,
         checkpoint_budget=checkpoint_budget,
     )
 
@@ -627,6 +656,8 @@ def load_study(
     scheduler: Scheduler | None = None,
     checkpoint_root: str | Path | None = None,
     grace_period: float = DEFAULT_GRACE_PERIOD,
+    heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
+    retry: RetryPolicy | None = None,
     checkpoint_budget: CheckpointBudget | None = None,
 ) -> Study:
     """Open an existing study; ``StudyNotFoundError`` names the storage when it is absent."""
@@ -642,5 +673,7 @@ def load_study(
         scheduler=scheduler,
         checkpoint_root=checkpoint_root,
         grace_period=grace_period,
+        heartbeat_interval=heartbeat_interval,
+        retry=retry,
         checkpoint_budget=checkpoint_budget,
     )

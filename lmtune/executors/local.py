@@ -1,0 +1,146 @@
+"""The local process pool: N trials at once on one machine, each in its own freshly spawned process.
+
+A process per trial means a crashing or leaking trial cannot take the study down and its GPU memory is returned
+when it ends. GPUs are handed out through ``CUDA_VISIBLE_DEVICES`` (see :mod:`lmtune.executors.gpus`); a trial with
+several processes (``gpus_per_trial: 2``) is launched like ``torchrun`` (see :mod:`lmtune.executors.distributed`).
+Each child dies with its worker (a killed worker leaves no orphan training), runs in its own process group so a
+timeout kills everything it started, and Ctrl-C reaches only the pool, which fails its trials "interrupted".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from lmtune.executors.base import Executor, Launched
+from lmtune.executors.distributed import rank_environments
+from lmtune.executors.gpus import GpuSlots, detect_gpus
+from lmtune.executors.ref import StudyRef
+from lmtune.executors.settings import Resources
+from lmtune.executors.trial_process import run_spawned
+from lmtune.trial import Trial
+
+__all__ = ["LocalExecutor", "describe_exit"]
+
+
+@contextlib.contextmanager
+def _environ(changes: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables while a child is spawned (it copies the environment when it starts, so the
+    variables are in place before it imports anything)."""
+    saved = {key: os.environ.get(key) for key in changes}
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def describe_exit(code: int) -> str:
+    """How a process ended, from its exit code (negative: the signal that killed it)."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def presuggested_of(trial: Trial) -> dict[str, Any]:
+    """The sampler's joint suggestion for a define-by-run trial, which the process running it must reuse."""
+    return dict(trial._presuggested)
+
+
+class LocalExecutor(Executor):
+    """Run up to ``workers`` trials at once in spawned processes on this machine.
+
+    ``workers`` None: as many as the GPU slots allow, else one. ``resources.gpus_per_trial`` None leaves the GPUs
+    each trial sees alone; 0 hides them; otherwise each trial gets its share (read from ``nvidia-smi -L``, torch,
+    or ``LMTUNE_FAKE_GPUS``). ``trial_timeout`` (seconds) kills and fails a trial that runs longer.
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        resources: Resources | None = None,
+        trial_timeout: float | None = None,
+    ) -> None:
+        super().__init__(trial_timeout)
+        self.workers = workers
+        self.resources = resources if resources is not None else Resources()
+        self._slots: GpuSlots | None = None
+        self._context = multiprocessing.get_context("spawn")
+
+    def _start(self, ref: StudyRef) -> int:
+        gpus = self.resources.gpus_per_trial
+        if gpus:
+            ids, found_by = detect_gpus()
+            self._slots = GpuSlots(ids, gpus, found_by)
+        if self.workers is not None:
+            return self.workers
+        return self._slots.capacity if self._slots is not None else 1
+
+    def _has_room(self) -> bool:
+        if self._slots is None:
+            return True
+        gpus = self._slots.acquire()
+        if gpus is None:
+            return False
+        self._slots.release(gpus)
+        return True
+
+    def _launch(self, ref: StudyRef, trial: Trial) -> Launched:
+        gpus: list[str] | None = None
+        if self._slots is not None:
+            gpus = self._slots.acquire()
+        elif self.resources.gpus_per_trial == 0:
+            gpus = []
+        presuggested = presuggested_of(trial)
+        processes = []
+        for rank, env in enumerate(rank_environments(self.resources.processes, gpus)):
+            process = self._context.Process(
+                target=run_spawned,
+                args=(ref, trial.trial_id, presuggested, rank, os.getpid()),
+                name=f"lmtune-trial-{trial.number}-rank{rank}",
+            )
+            with _environ(env):
+                process.start()
+            processes.append(process)
+        return Launched(trial.trial_id, trial.number, time.monotonic(), processes, {"gpus": gpus})
+
+    def _wait(self, running: Sequence[Launched], timeout: float) -> list[tuple[Launched, str | None]]:
+        sentinels = [p.sentinel for launched in running for p in launched.handle]
+        multiprocessing.connection.wait(sentinels, timeout)
+        ended = []
+        for launched in running:
+            codes = [p.exitcode for p in launched.handle]
+            broken = [(rank, code) for rank, code in enumerate(codes) if code not in (None, 0)]
+            if broken or all(code is not None for code in codes):
+                self._kill(launched)  # the other ranks of a broken trial would wait for it forever
+                death = None
+                if broken:
+                    rank, code = broken[0]
+                    death = describe_exit(code) + (f" (rank {rank})" if len(codes) > 1 else "")
+                ended.append((launched, death))
+        return ended
+
+    def _kill(self, launched: Launched) -> None:
+        for process in launched.handle:
+            if process.exitcode is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(process.pid, signal.SIGKILL)  # its group: whatever the trial started too
+                process.kill()
+        for process in launched.handle:
+            process.join(timeout=10)
+        gpus = launched.extra.pop("gpus", None)
+        if gpus and self._slots is not None:
+            self._slots.release(gpus)

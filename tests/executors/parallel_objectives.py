@@ -1,0 +1,72 @@
+"""Objectives the executor tests run in other processes (importable by name: this folder is on the path)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from lmtune.trial import Trial
+
+LOG_ENV = "PARALLEL_TEST_LOG"
+
+
+def _log(trial: Trial, event: str) -> None:
+    path = os.environ.get(LOG_ENV)
+    if path:
+        with open(
+            path, "a"
+        ) as log:  # one short O_APPEND write per line: lines from processes never interleave
+            log.write(f"{trial.number} {os.getpid()} {event}\n")
+
+
+def noop(trial: Trial) -> float:
+    return float(trial.params.get("x", 0.0))
+
+
+def short(trial: Trial) -> float:
+    """Sleeps 30-130 ms, logging its start and end, so a test can see which trials ran where."""
+    _log(trial, "start")
+    time.sleep(0.03 + (trial.number * 37 % 11) / 100)
+    _log(trial, "end")
+    return float(trial.params["x"])
+
+
+def environment(trial: Trial) -> float:
+    """Records what the trial process sees: GPUs, rank variables, its pid."""
+    for name in ("CUDA_VISIBLE_DEVICES", "RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT"):
+        trial.set_user_attr(name, os.environ.get(name))
+    trial.set_user_attr("pid", os.getpid())
+    time.sleep(0.3)  # long enough for the pool to have every slot busy at once
+    return 0.0
+
+
+def crashes_on_first_attempt(trial: Trial) -> float:
+    """Trial 1 kills its own process (a segfault or OOM kill looks the same); its retry completes."""
+    record = trial.study.storage.get_trial(trial.trial_id)
+    if trial.number == 1 and "retry_of" not in record.system_attrs:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return float(trial.params["x"])
+
+
+def raises_on_two(trial: Trial) -> float:
+    if trial.number == 2:
+        raise ValueError("bad configuration")
+    return float(trial.params["x"])
+
+
+def hangs_on_zero(trial: Trial) -> float:
+    if trial.number == 0:
+        time.sleep(3600)
+    return float(trial.params["x"])
+
+
+def writes_checkpoint_then_dies(trial: Trial) -> float:
+    """The first attempt saves a checkpoint and is killed; the retry must start from it."""
+    resume = trial.resume_from
+    if resume is None:
+        (trial.checkpoint_dir / "state.txt").write_text("step 7")
+        os.kill(os.getpid(), signal.SIGKILL)
+    trial.set_user_attr("resumed_state", (Path(resume) / "state.txt").read_text())
+    return 1.0
