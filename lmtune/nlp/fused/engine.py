@@ -97,6 +97,7 @@ class FusedModel:
         self.device = device
         self.loss_terms = loss_terms
         self.members = list(members)
+        self._saved = [name for name in models[0].state_dict() if not name.startswith(KEY_NAME + ".")]
         prepared = [self._prepare(m, x) for m, x in zip(models, members, strict=True)]
         self._aliases = _tied_aliases(prepared[0])
         self.base = _skeleton(prepared[0])
@@ -192,12 +193,12 @@ class FusedModel:
 
     # Members ----------------------------------------------------------------------------------------------------
     def member_state_dict(self, k: int) -> dict[str, torch.Tensor]:
-        """Member ``k``'s weights and buffers under the names of a plain (unfused) model, copied."""
-        state = {n: t[k].clone() for n, t in self._views(self.flat).items()}
-        state.update({n: b[k].clone() for n, b in self.buffers.items() if not n.startswith(KEY_NAME + ".")})
+        """Member ``k``'s state dict as a plain (unfused) model's ``state_dict()`` holds it, copied."""
+        tensors = {n: t[k] for n, t in self._views(self.flat).items()}
+        tensors.update({n: b[k] for n, b in self.buffers.items()})
         for alias, name in self._aliases.items():
-            state[alias] = state[name]
-        return state
+            tensors[alias] = tensors[name]
+        return {name: tensors[name].clone() for name in self._saved}
 
     @torch.no_grad()
     def load_member_state(self, k: int, state: Mapping[str, torch.Tensor]) -> None:
