@@ -83,7 +83,8 @@ trials = Table(
     Column("seq", BigInteger, nullable=False, default=0),
     UniqueConstraint("study_id", "number", name="uq_lmtune_trials_study_number"),
     Index("ix_lmtune_trials_study_seq", "study_id", "seq"),
-    Index("ix_lmtune_trials_study_state", "study_id", "state"),
+    # Finds the oldest WAITING trial, or the RUNNING ones, without scanning the study's finished trials.
+    Index("ix_lmtune_trials_study_state", "study_id", "state", "number"),
     sqlite_autoincrement=True,
 )
 
