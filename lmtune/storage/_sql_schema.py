@@ -1,13 +1,15 @@
 """Tables of the SQL storage, the stored schema version, and the registry of migrations between versions.
 
 Version 1 is the first layout. A later change to the tables bumps :data:`lmtune.storage.base.SCHEMA_VERSION` and
-registers a function in :data:`MIGRATIONS` that moves a database from the previous version to the new one; the
-``lmtune db upgrade URL`` command applies them one step at a time, each in its own transaction.
+registers a function in :data:`MIGRATIONS` that moves a database from the previous version to the new one;
+:func:`upgrade_schema` (the ``lmtune db upgrade URL`` command) applies them one step at a time, each in its own
+transaction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from sqlalchemy import (
     BigInteger,
@@ -24,15 +26,18 @@ from sqlalchemy import (
     UniqueConstraint,
     inspect,
     select,
+    text,
     update,
 )
 
-from lmtune.exceptions import SchemaVersionError
+from lmtune.exceptions import SchemaVersionError, StorageError
+from lmtune.storage._sql_engine import Database
 from lmtune.storage.base import SCHEMA_VERSION
 
-__all__ = ["MIGRATIONS", "metadata", "meta", "studies", "trials"]
+__all__ = ["MIGRATIONS", "meta", "metadata", "studies", "trials", "upgrade_schema"]
 
 VERSION_KEY = "schema_version"
+_SCHEMA_LOCK_KEY = 0x6C6D74756E65  # PostgreSQL advisory lock taken while creating or migrating the tables
 
 metadata = MetaData()
 
@@ -139,3 +144,54 @@ def migrate_one_step(conn: Connection, version: int, migrations: Mapping[int, Mi
     migrations[version](conn)
     conn.execute(update(meta).where(meta.c.key == VERSION_KEY).values(value=str(version + 1)))
     return version + 1
+
+
+def lock_schema(conn: Connection) -> None:
+    """On PostgreSQL, make concurrent creations and migrations of the tables take turns (until commit)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+
+
+def open_or_create(conn: Connection) -> int:
+    """The stored schema version; a database without lmtune tables gets them, at the current version."""
+    lock_schema(conn)
+    version = stored_version(conn)
+    if version is None:
+        create_schema(conn)
+        return SCHEMA_VERSION
+    return version
+
+
+def upgrade_schema(
+    url: str, *, migrations: Mapping[int, Migration] = MIGRATIONS, target: int = SCHEMA_VERSION
+) -> tuple[int, int]:
+    """Migrate the database at ``url`` to schema version ``target``, one registered step per transaction.
+
+    Returns ``(version before, version after)``; a database already at ``target`` is left alone. ``migrations``
+    and ``target`` default to this lmtune's registry and version.
+    """
+    db = Database(url)
+    try:
+        if db.sqlite and not db.memory:
+            database = db.engine.url.database or ""
+            if not Path(database).is_file():
+                raise StorageError(f"no database file at {database!r} ({db.shown_url}); nothing to upgrade")
+        start = db.read(stored_version)
+        if start is None:
+            raise StorageError(f"{db.shown_url} holds no lmtune tables; nothing to upgrade")
+        if start > target:
+            raise SchemaVersionError(
+                f"{db.shown_url} has schema version {start}, newer than {target}; upgrade lmtune instead"
+            )
+
+        def step(conn: Connection) -> int:
+            lock_schema(conn)
+            version = stored_version(conn) or 0
+            return version if version >= target else migrate_one_step(conn, version, migrations, db.shown_url)
+
+        version = start
+        while version < target:
+            version = db.write(step)
+        return start, version
+    finally:
+        db.dispose()

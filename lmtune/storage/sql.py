@@ -11,17 +11,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Collection, Mapping
-from functools import lru_cache
-from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Connection, RowMapping, bindparam, delete, insert, select, text, update
+from sqlalchemy import Connection, RowMapping, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from lmtune.exceptions import (
     ConfigError,
     DuplicatedStudyError,
-    SchemaVersionError,
     StorageError,
     StudyNotFoundError,
 )
@@ -30,147 +27,43 @@ from lmtune.storage._common import (
     WORKER_LOST,
     check_transition,
     check_writable,
-    decode_distributions,
     dumps,
     encode_distributions,
     now,
 )
 from lmtune.storage._sql_engine import Database
+from lmtune.storage._sql_rows import (
+    BUMP,
+    FINISH,
+    INSERT_TRIAL,
+    OLDEST_WAITING,
+    SELECT_STUDY,
+    SELECT_TRIAL,
+    SOURCES,
+    STALE,
+    TRIALS_QUERIES,
+    UPDATE_TRIAL,
+    json_value,
+    loads,
+    record_from_row,
+    study_from_row,
+)
 from lmtune.storage._sql_schema import (
-    MIGRATIONS,
-    Migration,
     check_version,
-    create_schema,
-    migrate_one_step,
+    open_or_create,
     stored_version,
     studies,
     trials,
+    upgrade_schema,
 )
-from lmtune.storage.base import SCHEMA_VERSION, Storage, StudyInfo
-from lmtune.trial import ALLOWED_TRANSITIONS, TrialRecord, TrialState
+from lmtune.storage.base import Storage, StudyInfo
+from lmtune.trial import TrialRecord, TrialState
 
 __all__ = ["SQLStorage", "upgrade_schema"]
-
-# Statements are built once; each call only binds values, which keeps SQLAlchemy's per-call work small.
-_TRIAL_COLUMNS = [c for c in trials.c if c.name != "study_id"]
-_SELECT_TRIAL = select(*_TRIAL_COLUMNS).where(trials.c.trial_id == bindparam("tid"))
-_SELECT_TRIALS = (
-    select(*_TRIAL_COLUMNS).where(trials.c.study_id == bindparam("sid")).order_by(trials.c.number)
-)
-# get_trials' four queries, keyed by (filter on states, filter on seq).
-_TRIALS_QUERIES = {
-    (by_state, by_seq): _SELECT_TRIALS.where(
-        *([trials.c.state.in_(bindparam("states", expanding=True))] if by_state else []),
-        *([trials.c.seq > bindparam("since")] if by_seq else []),
-    )
-    for by_state in (False, True)
-    for by_seq in (False, True)
-}
-_SELECT_STUDY = select(studies)
-_INSERT_TRIAL = insert(trials)
-# Executed with a dict of column values: SQLAlchemy sets exactly those columns.
-_UPDATE_TRIAL = update(trials).where(trials.c.trial_id == bindparam("tid"))
-_BUMP = (
-    update(studies)
-    .where(studies.c.study_id == bindparam("sid"))
-    .values(
-        seq=studies.c.seq + bindparam("d_seq"),
-        n_trials=studies.c.n_trials + bindparam("d_trials"),
-        n_failed=studies.c.n_failed + bindparam("d_failed"),
-    )
-    .returning(studies.c.seq, studies.c.n_trials, studies.c.n_failed)
-)
-# finish_trial's update, which only applies from a state that may go to the target state.
-_FINISH = (
-    update(trials)
-    .where(trials.c.trial_id == bindparam("tid"), trials.c.state.in_(bindparam("sources", expanding=True)))
-    .returning(*_TRIAL_COLUMNS)
-)
-_SOURCES = {
-    target: [s.value for s, targets in ALLOWED_TRANSITIONS.items() if target in targets]
-    for target in TrialState
-}
-_OLDEST_WAITING = (
-    select(trials.c.trial_id)
-    .where(trials.c.study_id == bindparam("sid"), trials.c.state == TrialState.WAITING.value)
-    .order_by(trials.c.number)
-    .limit(1)
-)
-_STALE = (
-    select(trials.c.trial_id)
-    .where(
-        trials.c.study_id == bindparam("sid"),
-        trials.c.state == TrialState.RUNNING.value,
-        (trials.c.heartbeat_at.is_(None)) | (trials.c.heartbeat_at < bindparam("limit")),
-    )
-    .order_by(trials.c.number)
-)
-_SCHEMA_LOCK_KEY = 0x6C6D74756E65  # PostgreSQL advisory lock taken while creating or migrating the tables
 
 
 class _Unchanged(Exception):
     """Raised inside a write transaction to roll it back: the call answers None and changes nothing."""
-
-
-def _loads(text_value: str | None) -> dict[str, Any]:
-    return {} if not text_value or text_value == "{}" else json.loads(text_value)
-
-
-@lru_cache(maxsize=4096)
-def _decoded_distributions(text_value: str) -> dict[str, Distribution]:
-    # Trials of one space share a few distribution texts; decoding each once keeps history reads cheap.
-    return decode_distributions(_loads(text_value))
-
-
-def _record(row: Mapping[Any, Any]) -> TrialRecord:
-    return TrialRecord(
-        trial_id=row["trial_id"],
-        number=row["number"],
-        state=TrialState(row["state"]),
-        params=_loads(row["params"]),
-        distributions=dict(_decoded_distributions(row["distributions"])),
-        value=row["value"],
-        intermediate={int(k): v for k, v in _loads(row["intermediate"]).items()},
-        user_attrs=_loads(row["user_attrs"]),
-        system_attrs=_loads(row["system_attrs"]),
-        failure_reason=row["failure_reason"],
-        worker_id=row["worker_id"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        heartbeat_at=row["heartbeat_at"],
-        seq=row["seq"],
-    )
-
-
-def _study_info(row: RowMapping) -> StudyInfo:
-    return StudyInfo(
-        study_id=row["study_id"],
-        name=row["name"],
-        direction=row["direction"],
-        space=row["space"],
-        attrs=_loads(row["attrs"]),
-        created_at=row["created_at"],
-        n_trials=row["n_trials"],
-    )
-
-
-def _json_value(value: Any) -> Any:
-    """The value as it will read back (tuples become lists); ConfigError when it is not JSON-able."""
-    return json.loads(dumps(value))
-
-
-def _lock_schema(conn: Connection) -> None:
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
-
-
-def _open_or_create(conn: Connection) -> int:
-    _lock_schema(conn)
-    version = stored_version(conn)
-    if version is None:
-        create_schema(conn)
-        return SCHEMA_VERSION
-    return version
 
 
 class SQLStorage(Storage):
@@ -186,7 +79,7 @@ class SQLStorage(Storage):
         self._trial_study: dict[int, int] = {}  # trial id -> study id, which never changes
         version = self._db.read(stored_version)
         if version is None:
-            version = self._db.write(_open_or_create)
+            version = self._db.write(open_or_create)
         check_version(version, self._db.shown_url)
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -229,14 +122,14 @@ class SQLStorage(Storage):
         return self.get_study(name)
 
     def get_study(self, name: str) -> StudyInfo:
-        row = self._db.read(lambda c: c.execute(_SELECT_STUDY.where(studies.c.name == name)).first())
+        row = self._db.read(lambda c: c.execute(SELECT_STUDY.where(studies.c.name == name)).first())
         if row is None:
             raise StudyNotFoundError(f"no study named {name!r} in {self._db.shown_url}")
-        return _study_info(row._mapping)
+        return study_from_row(row._mapping)
 
     def list_studies(self) -> list[StudyInfo]:
-        rows = self._db.read(lambda c: c.execute(_SELECT_STUDY.order_by(studies.c.study_id)).all())
-        return [_study_info(row._mapping) for row in rows]
+        rows = self._db.read(lambda c: c.execute(SELECT_STUDY.order_by(studies.c.study_id)).all())
+        return [study_from_row(row._mapping) for row in rows]
 
     def delete_study(self, name: str) -> None:
         def tx(conn: Connection) -> int:
@@ -250,11 +143,11 @@ class SQLStorage(Storage):
             return int(sid)
 
         sid = self._db.write(tx)
-        for trial_id in [t for t, s in self._trial_study.items() if s == sid]:
+        for trial_id in [t for t, s in list(self._trial_study.items()) if s == sid]:
             self._trial_study.pop(trial_id, None)
 
     def set_study_attr(self, study_id: int, key: str, value: Any) -> None:
-        value = _json_value(value)
+        value = json_value(value)
 
         def tx(conn: Connection) -> None:
             text_value = conn.execute(
@@ -262,7 +155,7 @@ class SQLStorage(Storage):
             ).scalar_one_or_none()
             if text_value is None:
                 raise StudyNotFoundError(f"no study with id {study_id} in {self._db.shown_url}")
-            attrs = {**_loads(text_value), key: value}
+            attrs = {**loads(text_value), key: value}
             conn.execute(
                 update(studies).where(studies.c.study_id == study_id).values(attrs=json.dumps(attrs))
             )
@@ -278,7 +171,7 @@ class SQLStorage(Storage):
         Returns (seq, n_trials, n_failed) after the update.
         """
         args = {"sid": study_id, "d_seq": seq, "d_trials": new, "d_failed": failed}
-        row = conn.execute(_BUMP, args).first()
+        row = conn.execute(BUMP, args).first()
         if row is None:
             raise StudyNotFoundError(f"no study with id {study_id} in {self._db.shown_url}")
         return int(row[0]), int(row[1]), int(row[2])
@@ -304,13 +197,13 @@ class SQLStorage(Storage):
 
         def tx(conn: Connection) -> TrialRecord | None:
             seq, _, _ = self._bump(conn, study_id)
-            row = conn.execute(_SELECT_TRIAL, {"tid": trial_id}).one()._mapping
+            row = conn.execute(SELECT_TRIAL, {"tid": trial_id}).one()._mapping
             values = change(row)
             if values is None:
                 raise _Unchanged
             values["seq"] = seq
-            conn.execute(_UPDATE_TRIAL, {**values, "tid": trial_id})
-            return _record({**row, **values}) if answer else None
+            conn.execute(UPDATE_TRIAL, {**values, "tid": trial_id})
+            return record_from_row({**row, **values}) if answer else None
 
         try:
             return self._db.write(tx)
@@ -363,19 +256,19 @@ class SQLStorage(Storage):
             if max_trials is not None and number - n_failed >= max_trials:  # FAILED trials hold no slot
                 raise _Unchanged
             row = {**values, "number": number, "seq": seq}
-            trial_id = cast(Any, conn.execute(_INSERT_TRIAL, row).inserted_primary_key)[0]
-            return _record({**row, "trial_id": int(trial_id)})
+            trial_id = cast(Any, conn.execute(INSERT_TRIAL, row).inserted_primary_key)[0]
+            return record_from_row({**row, "trial_id": int(trial_id)})
 
         return self._write_or_none(tx, study_id)
 
     def claim_trial(self, study_id: int, worker_id: str | None = None) -> TrialRecord | None:
         # A plain read first: most calls find nothing waiting and need no write lock.
-        if self._db.read(lambda c: c.execute(_OLDEST_WAITING, {"sid": study_id}).first()) is None:
+        if self._db.read(lambda c: c.execute(OLDEST_WAITING, {"sid": study_id}).first()) is None:
             return None
 
         def tx(conn: Connection) -> TrialRecord:
             seq, _, _ = self._bump(conn, study_id)
-            trial_id = conn.execute(_OLDEST_WAITING, {"sid": study_id}).scalar()
+            trial_id = conn.execute(OLDEST_WAITING, {"sid": study_id}).scalar()
             if trial_id is None:
                 raise _Unchanged
             t = now()
@@ -386,8 +279,8 @@ class SQLStorage(Storage):
                 "heartbeat_at": t,
                 "seq": seq,
             }
-            conn.execute(_UPDATE_TRIAL, {**values, "tid": trial_id})
-            return _record(conn.execute(_SELECT_TRIAL, {"tid": trial_id}).one()._mapping)
+            conn.execute(UPDATE_TRIAL, {**values, "tid": trial_id})
+            return record_from_row(conn.execute(SELECT_TRIAL, {"tid": trial_id}).one()._mapping)
 
         return self._write_or_none(tx, study_id)
 
@@ -400,20 +293,20 @@ class SQLStorage(Storage):
         return self._change_trial(trial_id, change)
 
     def get_trial(self, trial_id: int) -> TrialRecord:
-        row = self._db.read(lambda c: c.execute(_SELECT_TRIAL, {"tid": trial_id}).first())
+        row = self._db.read(lambda c: c.execute(SELECT_TRIAL, {"tid": trial_id}).first())
         if row is None:
             raise KeyError(f"no trial with id {trial_id} in {self._db.shown_url}")
-        return _record(row._mapping)
+        return record_from_row(row._mapping)
 
     def get_trials(
         self, study_id: int, states: Collection[TrialState] | None = None, since_seq: int | None = None
     ) -> list[TrialRecord]:
-        query = _TRIALS_QUERIES[states is not None, since_seq is not None]
+        query = TRIALS_QUERIES[states is not None, since_seq is not None]
         args: dict[str, Any] = {"sid": study_id, "since": since_seq}
         if states is not None:
             args["states"] = [TrialState(s).value for s in states]
         rows = self._db.read(lambda c: c.execute(query, args).all())
-        return [_record(row._mapping) for row in rows]
+        return [record_from_row(row._mapping) for row in rows]
 
     def set_trial_param(self, trial_id: int, name: str, value: Any, distribution: Distribution) -> None:
         self.set_trial_params(trial_id, {name: value}, {name: distribution})
@@ -421,14 +314,14 @@ class SQLStorage(Storage):
     def set_trial_params(
         self, trial_id: int, params: Mapping[str, Any], distributions: Mapping[str, Distribution]
     ) -> None:
-        new_params = _json_value(dict(params))
+        new_params = json_value(dict(params))
         new_distributions = encode_distributions(distributions)
 
         def change(row: RowMapping) -> dict[str, Any]:
             check_writable(row["number"], TrialState(row["state"]))
             return {
-                "params": json.dumps({**_loads(row["params"]), **new_params}),
-                "distributions": json.dumps({**_loads(row["distributions"]), **new_distributions}),
+                "params": json.dumps({**loads(row["params"]), **new_params}),
+                "distributions": json.dumps({**loads(row["distributions"]), **new_distributions}),
             }
 
         self._change_trial(trial_id, change, answer=False)
@@ -442,14 +335,14 @@ class SQLStorage(Storage):
 
         def change(row: RowMapping) -> dict[str, Any]:
             check_writable(row["number"], TrialState(row["state"]))
-            return {"intermediate": json.dumps({**_loads(row["intermediate"]), str(step): value})}
+            return {"intermediate": json.dumps({**loads(row["intermediate"]), str(step): value})}
 
         return cast(TrialRecord, self._change_trial(trial_id, change))  # ``change`` never answers None
 
     def _set_attr(self, trial_id: int, column: str, key: str, value: Any) -> None:
-        value = _json_value(value)
+        value = json_value(value)
         self._change_trial(
-            trial_id, lambda row: {column: json.dumps({**_loads(row[column]), key: value})}, answer=False
+            trial_id, lambda row: {column: json.dumps({**loads(row[column]), key: value})}, answer=False
         )
 
     def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
@@ -476,17 +369,17 @@ class SQLStorage(Storage):
             "failure_reason": failure_reason,
             "finished_at": now() if state.is_finished() else None,
             "tid": trial_id,
-            "sources": _SOURCES[state],
+            "sources": SOURCES[state],
         }
 
         def tx(conn: Connection) -> TrialRecord:
             values["seq"], _, _ = self._bump(conn, study_id, failed=int(state is TrialState.FAILED))
-            row = conn.execute(_FINISH, values).first()
+            row = conn.execute(FINISH, values).first()
             if row is None:  # not allowed from its state: say why (and roll back)
-                current = conn.execute(_SELECT_TRIAL, {"tid": trial_id}).one()
+                current = conn.execute(SELECT_TRIAL, {"tid": trial_id}).one()
                 check_transition(current.number, TrialState(current.state), state)
                 raise StorageError(f"trial {current.number} changed while it was being finished")
-            return _record(row._mapping)
+            return record_from_row(row._mapping)
 
         return self._db.write(tx)
 
@@ -503,7 +396,7 @@ class SQLStorage(Storage):
 
     def fail_stale_trials(self, study_id: int, grace_seconds: float) -> list[TrialRecord]:
         limit = now() - grace_seconds
-        if self._db.read(lambda c: c.execute(_STALE, {"sid": study_id, "limit": limit}).first()) is None:
+        if self._db.read(lambda c: c.execute(STALE, {"sid": study_id, "limit": limit}).first()) is None:
             return []
 
         def tx(conn: Connection) -> list[TrialRecord]:
@@ -511,7 +404,7 @@ class SQLStorage(Storage):
             # fail (and retry), the same trial.
             self._bump(conn, study_id, seq=0)
             failed: list[TrialRecord] = []
-            for trial_id in conn.execute(_STALE, {"sid": study_id, "limit": limit}).scalars().all():
+            for trial_id in conn.execute(STALE, {"sid": study_id, "limit": limit}).scalars().all():
                 seq, _, _ = self._bump(conn, study_id, failed=1)
                 values = {
                     "state": TrialState.FAILED.value,
@@ -520,8 +413,8 @@ class SQLStorage(Storage):
                     "finished_at": now(),
                     "seq": seq,
                 }
-                conn.execute(_UPDATE_TRIAL, {**values, "tid": trial_id})
-                failed.append(_record(conn.execute(_SELECT_TRIAL, {"tid": trial_id}).one()._mapping))
+                conn.execute(UPDATE_TRIAL, {**values, "tid": trial_id})
+                failed.append(record_from_row(conn.execute(SELECT_TRIAL, {"tid": trial_id}).one()._mapping))
             if not failed:
                 raise _Unchanged
             return failed
@@ -533,38 +426,3 @@ class SQLStorage(Storage):
 
     def close(self) -> None:
         self._db.dispose()
-
-
-def upgrade_schema(
-    url: str, *, migrations: Mapping[int, Migration] = MIGRATIONS, target: int = SCHEMA_VERSION
-) -> tuple[int, int]:
-    """Migrate the database at ``url`` to schema version ``target``, one registered step per transaction.
-
-    Returns ``(version before, version after)``; a database already at ``target`` is left alone. ``migrations``
-    and ``target`` default to this lmtune's registry and version.
-    """
-    db = Database(url)
-    try:
-        if db.sqlite and not db.memory:
-            database = db.engine.url.database or ""
-            if not Path(database).is_file():
-                raise StorageError(f"no database file at {database!r} ({db.shown_url}); nothing to upgrade")
-        start = db.read(stored_version)
-        if start is None:
-            raise StorageError(f"{db.shown_url} holds no lmtune tables; nothing to upgrade")
-        if start > target:
-            raise SchemaVersionError(
-                f"{db.shown_url} has schema version {start}, newer than {target}; upgrade lmtune instead"
-            )
-
-        def step(conn: Connection) -> int:
-            _lock_schema(conn)
-            version = stored_version(conn) or 0
-            return version if version >= target else migrate_one_step(conn, version, migrations, db.shown_url)
-
-        version = start
-        while version < target:
-            version = db.write(step)
-        return start, version
-    finally:
-        db.dispose()
