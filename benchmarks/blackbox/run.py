@@ -35,6 +35,18 @@ CACHE = RESULTS / "blackbox_peers.jsonl"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
 START, END = "<!-- blackbox:start -->", "<!-- blackbox:end -->"
 REFERENCE = "lmtune auto"
+SETUP = """Setup. Tasks: Branin, Hartmann-6, `mixed` (log float, int, stepped float, categorical) and `conditional`
+(sgd/adam branches) from `lmtune.testing.functions`; BBOB f1 (sphere), f8 (Rosenbrock), f15 (Rastrigin), f21
+(Gallagher 101 peaks) in 5-D from `coco-experiment` with instance = seed + 1; `minilm-sst2`: the recorded MiniLM
+fine-tuning runs at full fidelity (loss = 1 - validation accuracy after 5 epochs of the nearest recorded
+configuration; optimum = the best recorded, 0.903). {seeds} seeds, budgets {budgets} (a budget is a prefix of the
+longest run: no sampler here plans for its budget on these spaces). Optuna's GPSampler costs about a second or more
+per suggestion here, so it runs {slow_seeds} seeds at budget {slow_budget} (cached in
+`benchmarks/results/blackbox_peers.jsonl` with the other peers). Columns: log-regret area = mean over evaluations
+of log10(regret of the best so far / median regret of a random configuration), floored at -6, lower is better;
+final regret = best value - optimum (median over seeds); rank = mean rank of the area among methods with all
+seeds; vs auto = two-sided Wilcoxon signed-rank test of the area, paired by seed; s / eval = wall seconds per
+evaluation including the optimiser. SMAC3 and HEBO were not run (not installed here)."""
 
 
 def _limit_threads() -> None:
@@ -331,6 +343,13 @@ def main(argv: list[str] | None = None) -> None:
         command,
         "",
         f"Machine: {machine()}. Wall time of this run: {(time.time() - started) / 60:.0f} min.",
+        "",
+        SETUP.format(
+            seeds=args.seeds,
+            budgets=" and ".join(map(str, sorted(args.budgets))),
+            slow_seeds=args.slow_seeds,
+            slow_budget=args.slow_budget,
+        ),
         "",
     ]
     summaries = {}

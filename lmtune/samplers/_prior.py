@@ -78,10 +78,13 @@ class UnitPrior:
         return grad
 
     def sample_into(self, points: np.ndarray, rng: np.random.Generator) -> None:
-        """Replace each coordinate with a draw from its prior with probability ``confidence`` (in place)."""
+        """Draw whole rows from the prior: dimension ``k`` of a row comes from its prior when the row's uniform
+        draw is below ``confidence[k]`` (in place). Other rows stay as they are, so with confidence 0.5 half the
+        start-up trials still fill the space, whatever the prior says."""
         n = len(points)
+        row_draw = rng.random(n)
         for k, j in enumerate(self.dims):
-            use = rng.random(n) < self.confidence[k]
+            use = row_draw < self.confidence[k]
             draws = rng.random(n)
             if self.choices[k]:
                 value = self.centre[k]

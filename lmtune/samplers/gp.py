@@ -217,7 +217,7 @@ class GPSampler(IndependentTPE):
         noise = np.where(rng.random((n_local, 1)) < 0.5, 0.02, 0.1) * rng.standard_normal(local.shape)
         noise[:, obs.kinds.categorical] = 0.0
         local = local + noise
-        flip = rng.random(local.shape) < 0.15
+        flip = rng.random(local.shape) < 0.5
         for j in np.flatnonzero(obs.kinds.categorical):
             local[:, j] = np.where(flip[:, j], rng.random(n_local), local[:, j])
         local = np.where(np.isnan(local), rng.random(local.shape), np.clip(local, 0.0, 1.0))
