@@ -40,7 +40,7 @@ Row = dict[str, Any]
 
 # File name suffix (after an optional ``.gz``) -> format name.
 DATA_FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".txt": "text",
-                ".tokens": "text", ".raw": "text"}
+                ".tokens": "text", ".raw": "text", ".parquet": "parquet"}
 
 _VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 
@@ -84,9 +84,20 @@ def _open_text(path: Path) -> io.TextIOBase:
 
 
 def read_rows(path: Path) -> list[Row]:
-    """Read a table of rows: CSV/TSV with a header line, a JSON list of objects, JSONL, or text (one row per
-    non-empty line, in the column ``text``)."""
+    """Read a table of rows: CSV/TSV with a header line, a JSON list of objects, JSONL, Parquet, or text (one row
+    per non-empty line, in the column ``text``). A file that is not UTF-8 is a ConfigError saying where."""
+    from lmtune.nlp.tables import encoding_error, read_parquet
+
     fmt = file_format(path)
+    if fmt == "parquet":
+        return read_parquet(path)
+    try:
+        return _read_text_rows(path, fmt)
+    except UnicodeDecodeError as exc:
+        raise encoding_error(path, exc) from None
+
+
+def _read_text_rows(path: Path, fmt: str) -> list[Row]:
     with _open_text(path) as f:
         if fmt in ("csv", "tsv"):
             # QUOTE_NONE for TSV: GLUE files hold bare quote characters inside sentences.

@@ -16,7 +16,7 @@ __all__ = ["Hyperparameters", "apply_to_optimizer", "lr_factor", "make_optimizer
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "adagrad")
 SCHEDULES = ("linear", "cosine", "exponential", "constant")
-CURRICULA = ("none", "shortest", "easiest")
+CURRICULA = ("none", "shortest", "easiest", "first_model")
 _NO_DECAY = ("bias", "norm", "layernorm", "layer_norm", "ln_")
 
 

@@ -27,6 +27,8 @@ TRAINING_PARAMS = frozenset({
     "dropout", "max_length", "finetune", "lora_r", "lora_alpha", "lora_dropout", "lora_target_modules",
     "num_layers", "hidden_size", "num_heads", "ffn_size", "grad_clip", "gradient_checkpointing", "curriculum",
     "seed", "label_smoothing",
+    # data augmentation strengths (lmtune.nlp.augment), searchable like any other parameter
+    "augment_synonym", "augment_swap", "augment_deletion", "augment_insertion", "augment_copies",
 })
 
 
@@ -68,6 +70,16 @@ class DataSpec(_Strict):
     validation_fraction: float = Field(0.1, gt=0, lt=1)
     test_fraction: float = Field(0.1, gt=0, lt=1)
     split_seed: int = 0
+    cleaning: dict[str, Any] | None = Field(None, description="options of lmtune.nlp.cleaning.CleaningOptions")
+
+    @field_validator("cleaning")
+    @classmethod
+    def _cleaning_options(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            from lmtune.nlp.cleaning import CleaningOptions
+
+            CleaningOptions.from_config(value)
+        return value
 
 
 class TaskSpec(_Strict):

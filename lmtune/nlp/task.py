@@ -12,19 +12,23 @@ import importlib.metadata
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from lmtune.exceptions import ConfigError, LmtuneError
+from lmtune.nlp.augment import AugmentOptions, augment_rows
 from lmtune.nlp.checkpoint import BEST, load_checkpoint
+from lmtune.nlp.cleaning import CleaningOptions, DataSummary, clean_splits
+from lmtune.nlp.curriculum import first_model_difficulty
 from lmtune.nlp.data import Splits, expand_path, file_sha256, make_splits, read_rows, subsample
 from lmtune.nlp.hyperparameters import Hyperparameters
 from lmtune.nlp.lora import apply_lora, merge_lora
 from lmtune.nlp.models import ModelSource, build_model, load_tokenizer, resolve_source, train_tokenizer
 from lmtune.nlp.spec import TaskSpec, parse_task_spec
+from lmtune.nlp.tables import check_columns, check_labels
 from lmtune.nlp.task_types import Example, TaskType, task_type_for
 from lmtune.nlp.training import TrainingSetup, TrialRunner, evaluate_model, free_memory
 
@@ -53,6 +57,8 @@ class Task:
         self.spec = spec
         self.base_dir = base_dir
         self.files = self._resolve_files()
+        self.data_summary: DataSummary | None = None
+        self._difficulty: dict[tuple[int, int], Any] = {}
         self.splits = self._load_splits()
         self.source: ModelSource = resolve_source(spec.model, base_dir)
         labels = [r["label"] for r in self.splits.train] if spec.type == "classification" else []
@@ -114,11 +120,7 @@ class Task:
         if not rows:
             raise ConfigError(f"task.data.{split}: file {str(path)!r} holds no rows")
         columns = self._columns()
-        field = {"text": "text", "label": "label", "source": "source", "target": "target"}
-        for column, name in columns.items():
-            if column not in rows[0]:
-                raise ConfigError(f"task.data.{field[name]}: column {column!r} is not in {path.name} (columns: "
-                                  f"{sorted(rows[0])}); set task.data.{field[name]} to one of them")
+        check_columns(rows, {f"task.data.{name}": column for column, name in columns.items()}, path.name)
         return [{name: row[column] for column, name in columns.items()} for row in rows]
 
     def _load_splits(self) -> Splits:
@@ -129,11 +131,28 @@ class Task:
             validation_fraction=data.validation_fraction, test_fraction=data.test_fraction, seed=data.split_seed,
             label="label" if self.spec.type == "classification" else None, contiguous=text_like,
         )
-        return Splits(
+        splits = Splits(
             subsample(splits.train, data.max_train_examples, data.split_seed, keep_order=text_like),
             subsample(splits.validation, data.max_eval_examples, data.split_seed, keep_order=text_like),
             splits.test,
         )
+        if self.spec.type == "classification":
+            known = {r["label"] for r in splits.train}
+            for split in ("validation", "test"):
+                check_labels((r["label"] for r in getattr(splits, split)), known, f"task.data.{split}")
+        return self._clean(splits)
+
+    def _clean(self, splits: Splits) -> Splits:
+        """Apply ``task.data.cleaning`` (when given) and print the data summary before tuning starts."""
+        if self.spec.data.cleaning is None:
+            return splits
+        columns = ["source", "target"] if self.spec.type == "translation" else ["text"]
+        label = "label" if self.spec.type == "classification" else None
+        cleaned, self.data_summary = clean_splits(
+            {"train": splits.train, "validation": splits.validation, "test": splits.test}, columns,
+            CleaningOptions.from_config(self.spec.data.cleaning), label)
+        print(self.data_summary.format(), flush=True)
+        return Splits(cleaned["train"], cleaned["validation"], cleaned["test"])
 
     # Model and encodings ----------------------------------------------------------------------------------------
     @functools.cached_property
@@ -180,7 +199,28 @@ class Task:
         params = {**self.spec.training, **trial.params}
         hp = Hyperparameters.from_params(params)
         max_length = int(hp.max_length or self.spec.max_length)
-        return TrialRunner(self.setup(max_length), hp, trial, params).run()
+        return TrialRunner(self._prepared(self.setup(max_length), params, hp, max_length), hp, trial, params).run()
+
+    def _prepared(self, setup: TrainingSetup, params: Mapping[str, Any], hp: Hyperparameters,
+                  max_length: int) -> TrainingSetup:
+        """The trial's training data: augmented with the trial's ``augment_*`` strengths (training rows only) and
+        ordered by first-model difficulty for ``curriculum: first_model``."""
+        rows = self.splits.train
+        options = AugmentOptions.from_params(params)
+        if options.active and self.spec.type != "causal-lm":
+            column = "source" if self.spec.type == "translation" else "text"
+            rows = augment_rows(rows, column, options, seed=int(hp.seed))
+            setup = replace(setup, train=self.task_type.encode(rows, self.tokenizer, max_length))
+        if hp.curriculum == "first_model":
+            if self.spec.type != "classification":
+                raise ConfigError("curriculum first_model scores examples with a classifier; use it for "
+                                  "classification tasks, or curriculum: shortest / easiest")
+            key = (id(rows), int(hp.seed))
+            if key not in self._difficulty:  # one first model per training set and seed, not per trial
+                self._difficulty = {key: first_model_difficulty([r["text"] for r in rows],
+                                                                [r["label"] for r in rows], seed=int(hp.seed))}
+            setup = replace(setup, difficulty=self._difficulty[key].tolist())
+        return setup
 
     # Provenance and the final model ------------------------------------------------------------------------------
     def provenance(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ import torch
 
 from lmtune.exceptions import LmtuneError
 from lmtune.nlp.checkpoint import BEST, LAST, Progress, load_checkpoint, save_checkpoint
+from lmtune.nlp.curriculum import curriculum_order
 from lmtune.nlp.hyperparameters import Hyperparameters, apply_to_optimizer, lr_factor, make_optimizer
 from lmtune.nlp.lora import trainable_state
 from lmtune.nlp.models import set_dropout
@@ -57,6 +58,7 @@ class TrainingSetup:
     patience: int | None = None
     micro_batch_size: int | None = None
     generate_max_length: int = 64
+    difficulty: Sequence[float] | None = None  # per training example, for ``curriculum: first_model``
 
 
 def free_memory(device: torch.device) -> None:
@@ -149,6 +151,8 @@ class TrialRunner:
 
     def _curriculum_order(self) -> list[int]:
         train = self.setup.train
+        if self.hp.curriculum == "first_model" and self.setup.difficulty is not None:
+            return curriculum_order(self.setup.difficulty, "easy_first")
         if self.hp.curriculum == "shortest":
             return sorted(range(len(train)), key=lambda i: len(train[i]["input_ids"]))
         scores = np.zeros(len(train))  # "easiest": lowest loss under the model before training

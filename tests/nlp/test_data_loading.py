@@ -41,7 +41,7 @@ def test_every_format_reads_the_same_rows(tmp_path: Path, gz: bool) -> None:
 
 def test_bad_files_name_the_problem(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown format"):
-        read_rows(_write(tmp_path / "d.parquet", "x"))
+        read_rows(_write(tmp_path / "d.xlsx", "x"))
     with pytest.raises(ConfigError, match="line 2 is not valid JSON"):
         read_rows(_write(tmp_path / "d.jsonl", '{"a": 1}\n{oops\n'))
 
