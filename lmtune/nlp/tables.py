@@ -70,7 +70,7 @@ def encoding_error(path: Path, error: UnicodeDecodeError) -> ConfigError:
     the file. (The decoder's own offset counts from the chunk it was reading, so the file is scanned again.)"""
     import gzip
 
-    data = gzip.open(path, "rb").read() if path.suffix.lower() == ".gz" else path.read_bytes()
+    data = gzip.decompress(path.read_bytes()) if path.suffix.lower() == ".gz" else path.read_bytes()
     try:
         data.decode("utf-8")
         where = f"byte 0x{error.object[error.start : error.start + 1].hex()}"
