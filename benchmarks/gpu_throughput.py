@@ -14,6 +14,7 @@ import argparse
 import csv
 import gzip
 import importlib.util
+import itertools
 import multiprocessing as mp
 import os
 import platform
@@ -41,7 +42,7 @@ def minilm_dir() -> Path:
 
 def sst2_examples(n: int, max_length: int) -> list[dict[str, Any]]:
     with gzip.open(SST2 / "train.tsv.gz", "rt") as f:
-        rows = [r for _, r in zip(range(n), csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))]
+        rows = list(itertools.islice(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE), n))
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir()))
     ids = tokenizer([r["sentence"] for r in rows], truncation=True, max_length=max_length)["input_ids"]
     return [{"input_ids": i, "labels": int(r["label"])} for i, r in zip(ids, rows, strict=True)]
@@ -88,13 +89,7 @@ def train_alone(build: Any, seed: int, data: list[dict[str, Any]], steps: int, d
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    step(0)
-    sync(device)
-    start = time.perf_counter()
-    for i in range(1, steps + 1):
-        step(i)
-    sync(device)
-    return steps / (time.perf_counter() - start)
+    return timed_steps(step, steps, device)
 
 
 def train_fused(build: Any, k: int, examples: list[dict[str, Any]], steps: int, size: int,
@@ -112,13 +107,18 @@ def train_fused(build: Any, k: int, examples: list[dict[str, Any]], steps: int, 
         with autocast:
             engine.train_step(stack_batches([d[i % len(d)] for d in data], 0), lrs)
 
+    return k * timed_steps(step, steps, device)
+
+
+def timed_steps(step: Any, steps: int, device: torch.device) -> float:
+    """Steps per second of ``step(i)`` over ``steps`` calls, after one untimed warm-up call."""
     step(0)
     sync(device)
     start = time.perf_counter()
     for i in range(1, steps + 1):
         step(i)
     sync(device)
-    return k * steps / (time.perf_counter() - start)
+    return steps / (time.perf_counter() - start)
 
 
 def sync(device: torch.device) -> None:
