@@ -32,17 +32,21 @@ POLL_INTERVAL = 0.5  # seconds between checks while trials run
 STALE_CHECK_INTERVAL = 0.5  # seconds between looks for lost trials of other workers while waiting for them
 TIMEOUT_REASON = "timeout: the trial ran longer than trial_timeout={:g} s and was killed"
 INTERRUPTED = "interrupted"
+PROCESS_ATTR = "process"  # system attribute a trial process sets when it begins: {"host": ..., "pid": ...}
 
 
 @dataclass
 class Launched:
-    """A trial running elsewhere: its number, when it started (monotonic seconds) and the executor's handle."""
+    """A trial running elsewhere: its number, when it was launched (monotonic seconds), the executor's handle,
+    and when its process began the trial (None until it says so in storage; the timeout counts from then, so a
+    slow process start or a queue in Ray does not eat into it)."""
 
     trial_id: int
     number: int
-    started: float
+    launched_at: float
     handle: Any
     extra: dict[str, Any] = field(default_factory=dict)
+    started: float | None = None
 
 
 def check_limits(n_trials: int | None, total_trials: int | None, timeout: float | None) -> None:
@@ -171,7 +175,9 @@ class _Loop:
 
     def _finish(self, launched: Launched, death: str | None) -> None:
         self.running.remove(launched)
-        record = self.executor.settle(self.study, launched, death)
+        self._count(self.executor.settle(self.study, launched, death))
+
+    def _count(self, record: TrialRecord) -> None:
         self.failures_in_a_row = self.failures_in_a_row + 1 if record.state is TrialState.FAILED else 0
         if record.state is TrialState.FAILED:
             self.last_failure = record
@@ -183,7 +189,13 @@ class _Loop:
         if limit is None:
             return
         now = time.monotonic()
-        for launched in [r for r in self.running if now - r.started > limit]:
+        if any(r.started is None for r in self.running):
+            began = {r.trial_id for r in self.study.storage.get_trials(self.study.study_id, [TrialState.RUNNING])
+                     if PROCESS_ATTR in r.system_attrs}
+            for launched in self.running:
+                if launched.started is None and launched.trial_id in began:
+                    launched.started = now
+        for launched in [r for r in self.running if r.started is not None and now - r.started > limit]:
             self.executor._kill(launched)
             self.running.remove(launched)
             self.study.release(launched.trial_id)
@@ -192,8 +204,7 @@ class _Loop:
                                          failure_reason=TIMEOUT_REASON.format(limit))
             except Exception:  # it told its outcome at the last moment
                 record = self.study.storage.get_trial(launched.trial_id)
-            for callback in self.callbacks:
-                callback(self.study, record)
+            self._count(record)
 
     def _wait_for_others(self) -> bool:
         """Whether to ask again: another worker's lost trial was just failed (its slot is free now), or other

@@ -9,12 +9,14 @@ import contextlib
 import ctypes
 import os
 import signal
+import socket
 import sys
 import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
+from lmtune.executors.base import PROCESS_ATTR
 from lmtune.executors.distributed import replica_of
 from lmtune.executors.ref import StudyRef
 from lmtune.trial import TrialRecord
@@ -36,7 +38,9 @@ def run_in_this_process(
     if rank != 0:
         objective(replica_of(study, trial_id, presuggested))
         return None
-    return study.run_trial(objective, study.adopt(trial_id, presuggested))
+    trial = study.adopt(trial_id, presuggested)
+    study.storage.set_trial_system_attr(trial_id, PROCESS_ATTR, {"host": socket.gethostname(), "pid": os.getpid()})
+    return study.run_trial(objective, trial)
 
 
 def _die_with(parent_pid: int) -> None:

@@ -70,3 +70,11 @@ def writes_checkpoint_then_dies(trial: Trial) -> float:
         os.kill(os.getpid(), signal.SIGKILL)
     trial.set_user_attr("resumed_state", (Path(resume) / "state.txt").read_text())
     return 1.0
+
+
+def crashes_then_raises(trial: Trial) -> float:
+    """Trial 1's process dies on its first attempt, trial 2 raises; every trial records the pid that ran it."""
+    trial.set_user_attr("pid", os.getpid())
+    if trial.number == 2:
+        raise ValueError("bad configuration")
+    return crashes_on_first_attempt(trial)
