@@ -78,3 +78,37 @@ def crashes_then_raises(trial: Trial) -> float:
     if trial.number == 2:
         raise ValueError("bad configuration")
     return crashes_on_first_attempt(trial)
+
+
+def ddp_train(trial: Trial) -> float:
+    """Plain torch data-parallel training (gloo on the CPU), run by every process of the trial."""
+    import torch
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    dist.init_process_group("gloo")
+    try:
+        torch.manual_seed(0)
+        model = DistributedDataParallel(torch.nn.Linear(4, 1))
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05 + 0.1 * trial.params["x"])
+        data = torch.Generator().manual_seed(dist.get_rank())  # each rank trains on its own shard
+        inputs = torch.randn(64, 4, generator=data)
+        targets = inputs.sum(1, keepdim=True)
+        for step in range(5):
+            loss = ((model(inputs) - targets) ** 2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            trial.report(float(loss), step)  # recorded by rank 0 only
+            stop = torch.tensor([float(trial.should_stop())])
+            dist.all_reduce(stop)  # rank 0's decision reaches every rank
+            if stop.item():
+                break
+        weights = model.module.weight.detach().clone()
+        gathered = [torch.zeros_like(weights) for _ in range(dist.get_world_size())]
+        dist.all_gather(gathered, weights)
+        trial.set_user_attr("ranks_in_sync", all(torch.equal(gathered[0], w) for w in gathered))
+        trial.set_user_attr("world_size", dist.get_world_size())
+        return float(loss)
+    finally:
+        dist.destroy_process_group()
