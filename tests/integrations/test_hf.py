@@ -217,3 +217,19 @@ def test_training_arguments_sets_known_fields_and_casts_them() -> None:
     assert args.learning_rate == 0.01 and args.per_device_train_batch_size == 8
     assert isinstance(args.per_device_train_batch_size, int)
     assert BASE_ARGS.learning_rate == 1e-3
+
+
+@pytest.mark.gpu
+def test_gpu_memory_is_released_after_the_search(tmp_path: Path) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    before = torch.cuda.memory_allocated()
+
+    def gpu_factory(params: dict) -> Trainer:
+        args = training_arguments(BASE_ARGS, params, use_cpu=False)
+        return Trainer(
+            model_init=lambda: model_init(params), args=args, train_dataset=TRAIN, eval_dataset=EVAL
+        )
+
+    tune(gpu_factory, SPACE, n_trials=2, seed=0, output_dir=tmp_path)
+    assert torch.cuda.memory_allocated() <= before + 1024**2  # nothing of the trials stays on the GPU

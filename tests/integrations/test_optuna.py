@@ -11,7 +11,7 @@ import sklearn.svm
 
 import lmtune
 from lmtune.integrations.optuna import OptunaTrial, optimize, wrap_objective
-from lmtune.samplers import TPESampler
+from lmtune.samplers import RandomSampler, TPESampler
 from lmtune.schedulers import MedianStopping
 
 
@@ -61,7 +61,7 @@ def test_quadratic_is_minimised_by_lmtune_tpe() -> None:
         assert abs(study.best_params["x"] - 2) < 0.5
     random_values = []
     for seed in range(3):
-        study = lmtune.create_study(direction="minimize", seed=seed)
+        study = lmtune.create_study(direction="minimize", sampler=RandomSampler(seed=seed))
         study.optimize(wrap_objective(quadratic), n_trials=40)
         random_values.append(study.best_value)
     assert sum(values) < sum(random_values)
