@@ -104,6 +104,7 @@ class TrialRunner:
         self.evaluated_at = -1
         self.sign = 1.0 if setup.direction == "maximize" else -1.0
         self.examples_trained = 0
+        self.steps_run = 0
         self.train_seconds = 0.0
         self.loss_sum, self.loss_count = 0.0, 0
         self.history: list[dict[str, Any]] = []
@@ -214,7 +215,8 @@ class TrialRunner:
                 set_dropout(self.model, self.hp.dropout)
             self._train()
         finally:
-            self.trial.set_user_attr("train_examples_per_s", self.examples_trained / max(self.train_seconds, 1e-9))
+            if self.train_seconds > 0:  # examples per second of the optimizer steps (first step excluded)
+                self.trial.set_user_attr("train_examples_per_s", self.examples_trained / self.train_seconds)
             del self.model, self.optimizer
             free_memory(self.device)
         if self.progress.best_value is None:
@@ -231,8 +233,10 @@ class TrialRunner:
                 examples = [self.setup.train[i] for i in order[b * size : (b + 1) * size]]
                 start = time.perf_counter()
                 loss = self._train_step(examples)
-                self.train_seconds += time.perf_counter() - start
-                self.examples_trained += len(examples)
+                if self.steps_run > 0:  # the first step of a run pays one-off allocation costs: not timed
+                    self.train_seconds += time.perf_counter() - start
+                    self.examples_trained += len(examples)
+                self.steps_run += 1
                 self.loss_sum, self.loss_count = self.loss_sum + loss * len(examples), self.loss_count + len(examples)
                 p.step, p.batch = p.step + 1, b + 1
                 every = self.setup.eval_every_steps
@@ -275,6 +279,8 @@ class TrialRunner:
             p.bad_evals += 1
         self._save_last()
         self.trial.set_user_attr("eval_history", self.history)
+        logger.info("trial %s step %d: validation %s %.4f (train loss %.4f)", self.trial.number, report_step,
+                    self.setup.metric, value, train_loss)
         self.trial.report(value, report_step)
         if self.trial.should_stop():
             return True
