@@ -47,6 +47,9 @@ _INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
 # Unicode categories removed by ``strip_special``: control, format, private-use, unassigned, surrogate and "other"
 # symbols (emoji, dingbats); letters, digits, punctuation, currency and maths signs are kept.
 _SPECIAL_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cn", "Cs", "So"})
+# Combining marks (accents after NFKD decomposition) and everything that is not a letter or digit, for near_key.
+_COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+_NON_WORD = re.compile(r"[\W_]+")
 
 
 @dataclass(frozen=True)
@@ -130,10 +133,7 @@ def normalize_text(text: str, options: CleaningOptions) -> str:
 def near_key(text: str) -> str:
     """A key equal for texts that differ only in case, accents, punctuation, markup or spacing."""
     text = unicodedata.normalize("NFKD", _TAG.sub(" ", html.unescape(text))).casefold()
-    kept = "".join(
-        ch if unicodedata.category(ch)[0] in "LN" else " " for ch in text if not unicodedata.combining(ch)
-    )
-    return " ".join(kept.split())
+    return " ".join(_NON_WORD.sub(" ", _COMBINING.sub("", text)).split())
 
 
 def _text_key(row: Mapping[str, Any], columns: Sequence[str]) -> Hashable:
