@@ -187,6 +187,7 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
     # Building ----------------------------------------------------------------------------------------------------
     def _build(self, n_classes: int) -> tuple[Any, Any]:
         from transformers import AutoModelForSequenceClassification, PretrainedConfig
+        from transformers.utils import logging as transformers_logging
 
         dropout = (
             {}
@@ -205,9 +206,14 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
                     f"TransformerClassifier model {str(folder)!r} is not a model folder (no "
                     f"config.json); give a folder saved with save_pretrained, a config, or None"
                 )
-            model = AutoModelForSequenceClassification.from_pretrained(
-                str(folder), num_labels=n_classes, ignore_mismatched_sizes=True, **dropout
-            )
+            verbosity = transformers_logging.get_verbosity()
+            transformers_logging.set_verbosity_error()  # a new classifier head is expected, not news
+            try:
+                model = AutoModelForSequenceClassification.from_pretrained(
+                    str(folder), num_labels=n_classes, ignore_mismatched_sizes=True, **dropout
+                )
+            finally:
+                transformers_logging.set_verbosity(verbosity)
             tokenizer_dir = self.tokenizer or folder
         return model, _tokenizer(str(tokenizer_dir))
 
