@@ -21,7 +21,7 @@ import multiprocessing
 import threading
 import time
 import unittest
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -321,7 +321,7 @@ class StorageConformance:
             waiting = store.create_trial(sid, state=TrialState.WAITING)
             assert done is not None and waiting is not None
             store.finish_trial(done.trial_id, TrialState.COMPLETE, 1.0)
-            attempts = {
+            attempts: dict[int, list[Callable[[], object]]] = {
                 done.trial_id: [
                     lambda: store.finish_trial(done.trial_id, TrialState.FAILED, failure_reason="late"),
                     lambda: store.finish_trial(done.trial_id, TrialState.COMPLETE, 2.0),
