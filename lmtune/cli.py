@@ -108,12 +108,13 @@ def _open_study(spec: StudySpec, storage_url: str) -> Study:
 
 
 def _liveness(spec: StudySpec) -> dict[str, Any]:
-    """The study file's heartbeat and retry settings, as study options."""
+    """The study file's heartbeat, retry and checkpoint settings, as study options."""
     execution = spec.execution
     return {
         "heartbeat_interval": execution.heartbeat.interval,
         "grace_period": execution.heartbeat.grace_period,
         "retry": RetryPolicy(execution.max_retries) if execution.max_retries else None,
+        "checkpoint_budget": spec.checkpoint_budget,
     }
 
 

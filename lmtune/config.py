@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from lmtune.checkpoints import CheckpointBudget
 from lmtune.exceptions import ConfigError, LmtuneError
 from lmtune.executors.settings import ExecutionSettings, execution_from_config
 from lmtune.samplers import Sampler, default_sampler, sampler_from_config
@@ -72,6 +73,9 @@ class StudyFile(BaseModel):
     trial_timeout: float | None = Field(None, description="seconds after which a trial is killed and failed")
     retry: dict[str, Any] | None = Field(None, description="{max_retries: N}: re-run trials whose worker was lost")
     heartbeat: dict[str, Any] | None = Field(None, description="{interval: 5, grace_period: 30}, in seconds")
+    checkpoints: dict[str, Any] | None = Field(
+        None, description="{keep_best: 3, max_bytes: null}: which trial checkpoints stay on disk"
+    )
 
     @field_validator("study")
     @classmethod
@@ -103,6 +107,7 @@ class StudySpec:
     trackers: list[Any] = field(default_factory=list)
     final_evaluation: dict[str, Any] | None = None
     execution: ExecutionSettings = field(default_factory=ExecutionSettings)
+    checkpoint_budget: CheckpointBudget = field(default_factory=CheckpointBudget)
 
 
 def _format_validation_error(exc: ValidationError) -> str:
@@ -198,6 +203,15 @@ def _trackers(model: StudyFile) -> list[Any]:
     return parse_trackers(model.trackers)
 
 
+def _checkpoint_budget(config: Mapping[str, Any] | None) -> CheckpointBudget:
+    """The study file's ``checkpoints:`` section; by default the three best trials' checkpoints are kept."""
+    config = dict(config or {})
+    unknown = sorted(set(config) - {"keep_best", "max_bytes"})
+    if unknown:
+        raise ConfigError(f"unknown key(s) {unknown} in `checkpoints`; allowed: keep_best, max_bytes")
+    return CheckpointBudget(**config)
+
+
 def build_spec(data: Mapping[str, Any], path: Path, text: str = "") -> StudySpec:
     """Validate parsed study-file data; ``path`` locates relative paths."""
     try:
@@ -265,6 +279,7 @@ def build_spec(data: Mapping[str, Any], path: Path, text: str = "") -> StudySpec
         trackers=_trackers(model),
         final_evaluation=model.final_evaluation.model_dump() if model.final_evaluation else None,
         execution=execution,
+        checkpoint_budget=_checkpoint_budget(model.checkpoints),
     )
 
 

@@ -121,6 +121,7 @@ BAD_FILES = {
     "unknown storage": (BRANIN + "storage: redis://localhost\n", "unknown scheme 'redis'"),
     "missing folder": (BRANIN + "storage: sqlite:///no/such/dir/x.db\n", "does not exist"),
     "folder as db": (BRANIN + "storage: sqlite:///.\n", "folder"),
+    "bad checkpoints": (BRANIN + "checkpoints: {keep_best: 0}\n", "checkpoints.keep_best"),
 }
 
 
