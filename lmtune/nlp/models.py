@@ -7,10 +7,11 @@ and ``trust_remote_code`` stays off. Tokenizers of from-scratch models are train
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import importlib.util
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -227,10 +228,23 @@ def build_model(source: ModelSource, task_type: str, params: Mapping[str, Any],
         config = AutoConfig.from_pretrained(str(source.path), trust_remote_code=False, **extra)
         if config.pad_token_id is None:
             config.pad_token_id = tokenizer.pad_token_id
-        model = auto.from_pretrained(str(source.path), config=_with_dropout(config, dropout),
-                                     trust_remote_code=False)
+        with _quiet_loading():  # a new classification head is expected: no "newly initialized" report
+            model = auto.from_pretrained(str(source.path), config=_with_dropout(config, dropout),
+                                         trust_remote_code=False)
     set_dropout(model, dropout)
     return model
+
+
+@contextlib.contextmanager
+def _quiet_loading() -> Iterator[None]:
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
 
 
 def set_dropout(model: torch.nn.Module, dropout: float | None) -> None:
