@@ -56,6 +56,7 @@ STATE_COLORS = {
 }
 STATIC_FORMATS = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".webp")
 CONTOUR_RESOLUTION = 40  # grid points per axis of the interpolated contour
+WEBGL_POINTS = 2000  # above this many markers or segments a trace is drawn with WebGL, not SVG
 
 
 def _layout(fig: go.Figure, title: str, **extra: Any) -> go.Figure:
@@ -85,7 +86,8 @@ def plot_history(source: Study | TrialHistory) -> go.Figure:
     values = np.array([r.value for r in done], dtype=float)
     best = np.minimum.accumulate(values) if history.direction == "minimize" else np.maximum.accumulate(values)
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=numbers, y=values, mode="markers", name="value",
+    scatter = go.Scattergl if len(numbers) > WEBGL_POINTS else go.Scatter
+    fig.add_trace(scatter(x=numbers, y=values, mode="markers", name="value",
                              marker={"color": STATE_COLORS[TrialState.COMPLETE], "size": 6}))
     fig.add_trace(go.Scatter(x=numbers, y=best, mode="lines", name="best so far", line={"shape": "hv",
                                                                                        "color": "#d62728"}))
@@ -275,14 +277,15 @@ def plot_intermediate(source: Study | TrialHistory) -> go.Figure:
     for state in TrialState:
         if state in by_state:
             xs, ys, texts = by_state[state]
-            fig.add_trace(go.Scattergl(x=xs, y=ys, text=texts, mode="lines+markers", name=state.value.lower(),
+            fig.add_trace(go.Scatter(x=xs, y=ys, text=texts, mode="lines", name=state.value.lower(),
                                        line={"color": STATE_COLORS[state], "width": 1}, marker={"size": 3},
                                        connectgaps=False))
     return _layout(fig, title, xaxis_title="step", yaxis_title="reported value")
 
 
 def plot_timeline(source: Study | TrialHistory, now: float | None = None) -> go.Figure:
-    """One bar per trial from start to finish (still running: to ``now``), one row per worker."""
+    """One thick segment per trial from start to finish (still running: to ``now``), one row per worker; drawn
+    as one line trace per state, so thousands of trials stay quick to render."""
     history = as_history(source)
     started = [r for r in history if r.started_at is not None]
     title = "Timeline"
@@ -290,20 +293,24 @@ def plot_timeline(source: Study | TrialHistory, now: float | None = None) -> go.
         return message_figure(title, "no trial has started yet")
     now = time.time() if now is None else now
     origin = min(r.started_at for r in started)  # type: ignore[type-var]
+    scatter = go.Scattergl if len(started) > WEBGL_POINTS else go.Scatter
     fig = go.Figure()
     for state in TrialState:
         rows = [r for r in started if r.state is state]
         if not rows:
             continue
-        fig.add_trace(go.Bar(
-            base=[r.started_at - origin for r in rows],  # type: ignore[operator]
-            x=[_end(r, now) - r.started_at for r in rows],  # type: ignore[operator]
-            y=[r.worker_id or "unknown" for r in rows], orientation="h", name=state.value.lower(),
-            marker={"color": STATE_COLORS[state]}, text=[f"trial {r.number}" for r in rows],
-            hovertemplate="%{text}<br>start %{base:.1f} s, %{x:.1f} s<extra></extra>",
-        ))
-    return _layout(fig, title, barmode="overlay", xaxis_title="seconds since the first trial started",
-                   yaxis_title="worker")
+        xs: list[float | None] = []
+        ys: list[str | None] = []
+        texts: list[str | None] = []
+        for r in rows:
+            start = r.started_at - origin  # type: ignore[operator]
+            label = f"trial {r.number}: {_end(r, now) - r.started_at:.1f} s"  # type: ignore[operator]
+            xs.extend([start, _end(r, now) - origin, None])
+            ys.extend([r.worker_id or "unknown"] * 2 + [None])
+            texts.extend([label, label, None])
+        fig.add_trace(scatter(x=xs, y=ys, text=texts, mode="lines", name=state.value.lower(), connectgaps=False,
+                              line={"color": STATE_COLORS[state], "width": 10}, hoverinfo="text"))
+    return _layout(fig, title, xaxis_title="seconds since the first trial started", yaxis_title="worker")
 
 
 def _end(record: TrialRecord, now: float) -> float:

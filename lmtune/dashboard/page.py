@@ -107,7 +107,11 @@ async function refreshStudy(name) {
   const changed = data.trials.length > 0 || view.seq < 0;
   view.seq = data.seq;
   view.direction = data.direction;
-  if (changed) { renderTable(); drawPlots(); }
+  if (changed) {
+    renderTable();
+    await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));  // paint the table first
+    drawPlots();
+  }
 }
 
 function renderTable() {

@@ -50,6 +50,7 @@ class _StudyCache:
     records: dict[int, TrialRecord] = field(default_factory=dict)
     seq: int = -1
     figures: dict[str, tuple[int, str]] = field(default_factory=dict)
+    all_trials: tuple[int, str] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -103,12 +104,18 @@ class DashboardData:
                         "best_number": None if best is None else best.number, "created_at": info.created_at})
         return out
 
-    def trials(self, name: str, since: int) -> dict[str, Any]:
+    def trials(self, name: str, since: int) -> str:
+        """JSON of the trials changed after ``since`` (all of them for -1, the first load: kept per change)."""
         cache = self._refresh(name)
         with cache.lock:
-            changed = [_summary(r) for n, r in sorted(cache.records.items()) if r.seq > since]
             seq = cache.seq
-        return {"study": name, "direction": cache.info.direction, "seq": seq, "trials": changed}
+            if since < 0 and cache.all_trials is not None and cache.all_trials[0] == seq:
+                return cache.all_trials[1]
+            changed = [_summary(r) for n, r in sorted(cache.records.items()) if r.seq > since]
+        text = json.dumps({"study": name, "direction": cache.info.direction, "seq": seq, "trials": changed})
+        if since < 0:
+            cache.all_trials = (seq, text)
+        return text
 
     def trial(self, name: str, number: int) -> dict[str, Any]:
         cache = self._refresh(name)

@@ -82,8 +82,10 @@ def test_contour_interpolates_over_the_two_parameters(study: lmtune.Study) -> No
 def test_timeline_has_one_row_per_worker_and_bars_per_state(study: lmtune.Study) -> None:
     fig = plots.plot_timeline(study)
     assert {t.name for t in fig.data} == {"complete", "pruned", "failed"}
-    assert {w for t in fig.data for w in t.y} == {study.worker_id}
-    assert all(x >= 0 for t in fig.data for x in t.x)
+    assert {w for t in fig.data for w in t.y if w is not None} == {study.worker_id}
+    segments = [(t.x[i], t.x[i + 1]) for t in fig.data for i in range(0, len(t.x), 3)]
+    assert len(segments) == len(study.trials)
+    assert all(0 <= start <= end for start, end in segments)
 
 
 def test_importance_bars_follow_the_ranking(study: lmtune.Study) -> None:
