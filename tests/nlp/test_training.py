@@ -174,7 +174,8 @@ def test_step_reports_and_language_model_perplexity(data_dir: Path, tmp_path: Pa
         "data": {"root": str(data_dir / "tinyshakespeare"), "train": "input.txt.gz", "max_train_examples": 1500,
                  "max_eval_examples": 200},
         "max_length": 64, "eval_every_steps": 10, "output_dir": str(tmp_path / "lm"),
-        "training": {"epochs": 2, "max_steps": 30, "learning_rate": 3e-3, "batch_size": 16, **TINY},
+        "training": {"epochs": 2, "max_steps": 30, "learning_rate": 3e-3, "batch_size": 16,
+                     "gradient_checkpointing": True, **TINY},
     }
     task, study = _run(spec)
     record = study.trials[0]
@@ -204,3 +205,30 @@ def test_translation_with_lora_trains_only_the_adapters(data_dir: Path) -> None:
     assert "loss" in record.user_attrs["eval_history"][0]
     best, _ = load_checkpoint(Path(record.checkpoint_dir) / "best")
     assert best["model"] and all("lora_" in k for k in best["model"])
+
+
+@pytest.mark.parametrize("curriculum", ["shortest", "easiest"])
+def test_a_curriculum_orders_the_first_epoch_only(data_dir: Path, curriculum: str) -> None:
+    from lmtune.nlp.training import TrialRunner
+
+    task = load_task(trec_task(data_dir), Path("."))
+    hp = Hyperparameters.from_params({**task.spec.training, "curriculum": curriculum})
+    study = lmtune.create_study(direction=task.direction)
+    runner = TrialRunner(task.setup(32), hp, study.ask(), dict(task.spec.training))
+    runner.model = task.build(hp, 32)
+    first, second = runner._epoch_order(0), runner._epoch_order(1)
+    assert sorted(first) == sorted(second) == list(range(len(task.splits.train)))
+    train = runner.setup.train
+    if curriculum == "shortest":
+        lengths = [len(train[i]["input_ids"]) for i in first]
+        assert lengths == sorted(lengths)
+    else:
+        batch = [train[i] for i in first[:8]] + [train[i] for i in first[-8:]]
+        from lmtune.nlp.task_types import collate
+
+        runner.model.eval()
+        with torch.no_grad():
+            losses, _ = task.task_type.example_losses(runner.model, collate(batch, task.tokenizer.pad_token_id,
+                                                                              torch.device("cpu")))
+        assert losses[:8].max() <= losses[8:].min()  # easiest (lowest loss) first
+    assert second != first
