@@ -176,7 +176,9 @@ class Task:
         labels = len(self.task_type.label_names) or 2
         model = build_model(self.source, self.spec.type, asdict(hp), self.tokenizer, max_length, labels)
         if hp.gradient_checkpointing:
-            model.gradient_checkpointing_enable()
+            # transformers 5 renamed gradient_checkpointing_enable; take whichever this version has
+            enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+            enable()
             model.config.use_cache = False
         if hp.finetune == "lora":
             if hp.gradient_checkpointing:

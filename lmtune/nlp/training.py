@@ -210,9 +210,12 @@ class TrialRunner:
         self.model = self.setup.build_model(self.hp)
         self.optimizer = make_optimizer(self.model, self.hp)
         try:
-            if self.trial.resume_from:
-                self._resume(Path(self.trial.resume_from))
+            resume = Path(self.trial.resume_from) if self.trial.resume_from else None
+            if resume is not None and (resume / LAST).is_dir():
+                self._resume(resume)
                 set_dropout(self.model, self.hp.dropout)
+            elif resume is not None:  # stopped before its first evaluation: nothing to resume
+                logger.info("trial %s: no checkpoint in %s; training from the start", self.trial.number, resume)
             self._train()
         finally:
             if self.train_seconds > 0:  # examples per second of the optimizer steps (first step excluded)
