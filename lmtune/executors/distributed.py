@@ -18,7 +18,15 @@ from typing import Any
 from lmtune.space import Distribution
 from lmtune.trial import Trial
 
-__all__ = ["ReplicaTrial", "is_main_process", "rank", "rank_environments", "world_size"]
+__all__ = [
+    "ReplicaTrial",
+    "data_parallel",
+    "is_main_process",
+    "rank",
+    "rank_environments",
+    "shared_flag",
+    "world_size",
+]
 
 
 def rank() -> int:
@@ -33,6 +41,39 @@ def world_size() -> int:
 
 def is_main_process() -> bool:
     return rank() == 0
+
+
+def data_parallel(model: Any) -> Any:
+    """For a training loop: in a trial of several processes, join the process group (NCCL when this process
+    has a GPU, else gloo) and wrap ``model`` in ``DistributedDataParallel``; in a one-process trial return
+    ``model`` unchanged. torch is imported only here."""
+    if world_size() <= 1:
+        return model
+    import torch
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if torch.cuda.is_available():
+        device = int(os.environ.get("LOCAL_RANK", "0"))
+        return DistributedDataParallel(model.to(device), device_ids=[device])
+    return DistributedDataParallel(model)
+
+
+def shared_flag(flag: bool) -> bool:
+    """Rank 0's ``flag`` on every rank (e.g. ``trial.should_stop()``, which only rank 0 learns from the
+    scheduler); the flag itself in a one-process trial."""
+    if world_size() <= 1:
+        return flag
+    import torch
+    import torch.distributed as dist
+
+    value = torch.tensor([float(flag) if rank() == 0 else 0.0])
+    if dist.get_backend() == "nccl":
+        value = value.cuda()
+    dist.broadcast(value, src=0)
+    return bool(value.item())
 
 
 def free_port() -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lmtune.exceptions import TrialStateError
 from lmtune.storage._common import WORKER_LOST
@@ -47,7 +47,7 @@ class RetryPolicy:
             attempt = int(record.system_attrs.get("retry_count", 0))
             if not is_lost(record) or attempt >= self.max_retries:
                 continue
-            attrs = {"retry_of": record.number, "retry_count": attempt + 1}
+            attrs: dict[str, Any] = {"retry_of": record.number, "retry_count": attempt + 1}
             resume = record.checkpoint_dir or record.system_attrs.get("resume_from")
             if resume:
                 attrs["resume_from"] = resume

@@ -84,12 +84,12 @@ def ddp_train(trial: Trial) -> float:
     """Plain torch data-parallel training (gloo on the CPU), run by every process of the trial."""
     import torch
     import torch.distributed as dist
-    from torch.nn.parallel import DistributedDataParallel
 
-    dist.init_process_group("gloo")
+    from lmtune.executors.distributed import data_parallel, shared_flag
+
     try:
         torch.manual_seed(0)
-        model = DistributedDataParallel(torch.nn.Linear(4, 1))
+        model = data_parallel(torch.nn.Linear(4, 1))
         optimizer = torch.optim.SGD(model.parameters(), lr=0.05 + 0.1 * trial.params["x"])
         data = torch.Generator().manual_seed(dist.get_rank())  # each rank trains on its own shard
         inputs = torch.randn(64, 4, generator=data)
@@ -100,9 +100,7 @@ def ddp_train(trial: Trial) -> float:
             loss.backward()
             optimizer.step()
             trial.report(float(loss), step)  # recorded by rank 0 only
-            stop = torch.tensor([float(trial.should_stop())])
-            dist.all_reduce(stop)  # rank 0's decision reaches every rank
-            if stop.item():
+            if shared_flag(trial.should_stop()):  # rank 0's decision reaches every rank
                 break
         weights = model.module.weight.detach().clone()
         gathered = [torch.zeros_like(weights) for _ in range(dist.get_world_size())]
