@@ -22,6 +22,7 @@ from lmtune.config import DEFAULT_STORAGE, StudySpec, load_study_file
 from lmtune.exceptions import ConfigError, LmtuneError, StudyNotFoundError
 from lmtune.executors import RetryPolicy
 from lmtune.executors.base import make_executor
+from lmtune.executors.fused import fused_executor_for
 from lmtune.executors.ref import FileObjective
 from lmtune.storage import Storage, get_storage
 from lmtune.study import Study, check_compatible, create_study, load_study, provenance
@@ -120,14 +121,18 @@ def _liveness(spec: StudySpec) -> dict[str, Any]:
 
 def _optimize(spec: StudySpec, study: Study, total: int | None, workers: int | None, callbacks: list[Any],
               wait_for_running: bool) -> None:
-    """Run the study's trials here, in a local process pool or on Ray, as the file (or --workers) says."""
+    """Run the study's trials here (fused in groups, if asked), in a local process pool or on Ray, as the file (or
+    --workers) says."""
     execution = spec.execution if workers is None else dataclasses.replace(spec.execution, workers=workers)
+    fused = fused_executor_for(execution, spec.task)
     executor = make_executor(execution)
     options: dict[str, Any] = {
         "timeout": spec.timeout, "total_trials": total, "max_failed_trials": spec.max_failed_trials,
         "callbacks": callbacks, "wait_for_running": wait_for_running,
     }
-    if executor is None:
+    if fused is not None:
+        fused.optimize(study, **options)
+    elif executor is None:
         study.optimize(spec.objective, **options)
     else:  # trial processes load the objective (or task) from the file themselves
         executor.optimize(study, FileObjective(str(spec.path.resolve())), **options)

@@ -73,6 +73,9 @@ class StudyFile(BaseModel):
     trial_timeout: float | None = Field(None, description="seconds after which a trial is killed and failed")
     retry: dict[str, Any] | None = Field(None, description="{max_retries: N}: re-run trials whose worker was lost")
     heartbeat: dict[str, Any] | None = Field(None, description="{interval: 5, grace_period: 30}, in seconds")
+    execution: dict[str, Any] | None = Field(
+        None, description="{fuse: auto|true|false, group_size: N}: train a task's trials in fused groups"
+    )
     checkpoints: dict[str, Any] | None = Field(
         None, description="{keep_best: 3, max_bytes: null}: which trial checkpoints stay on disk"
     )
@@ -259,7 +262,11 @@ def build_spec(data: Mapping[str, Any], path: Path, text: str = "") -> StudySpec
     execution = execution_from_config(
         workers=model.workers, executor=model.executor, resources=model.resources,
         trial_timeout=model.trial_timeout, retry=model.retry, heartbeat=model.heartbeat,
+        execution=model.execution,
     )
+    if execution.fuse == "true" and task is None:
+        raise ConfigError("`execution.fuse: true` fuses the trials of a `task:` study; an `objective:` is run as "
+                          "it is, so use `fuse: auto` or remove it")
     return StudySpec(
         name=model.study,
         storage=storage,

@@ -1,7 +1,7 @@
 """How a study's trials run: workers, executor, resources per trial, timeout, retries and heartbeats.
 
-These are the study file's ``workers:``, ``executor:``, ``resources:``, ``trial_timeout:``, ``retry:`` and
-``heartbeat:`` keys, validated here (each error names the key, the bad value and what is allowed). Nothing in this
+These are the study file's ``workers:``, ``executor:``, ``resources:``, ``trial_timeout:``, ``retry:``,
+``heartbeat:`` and ``execution:`` keys, validated here (each error names the key, the bad value and what is allowed). Nothing in this
 module starts a process.
 """
 
@@ -14,9 +14,16 @@ from typing import Any
 
 from lmtune.exceptions import ConfigError
 
-__all__ = ["EXECUTORS", "ExecutionSettings", "HeartbeatSettings", "Resources", "execution_from_config"]
+__all__ = ["EXECUTORS", "FUSE_MODES", "FUSE_NEEDS_ONE_PROCESS", "ExecutionSettings", "HeartbeatSettings", "Resources",
+           "execution_from_config"]
 
 EXECUTORS = ("local", "ray")
+FUSE_MODES = ("auto", "true", "false")
+FUSE_NEEDS_ONE_PROCESS = (
+    "`execution.fuse: true` trains fused groups in the calling process, which does not go with `workers`, "
+    "`executor: ray`, `resources` or `trial_timeout`; remove those, or use `fuse: auto` to fuse only when they are "
+    "absent"
+)
 
 
 def _options(key: str, value: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
@@ -46,19 +53,24 @@ def _number(key: str, value: Any, *, minimum: float, strict: bool, integer: bool
 @dataclass(frozen=True)
 class Resources:
     """What one trial needs. ``gpus_per_trial``: a fraction (0.25: four trials share a GPU), a whole number of
-    GPUs, 0 (trials see no GPU) or None (trials see whatever the worker sees). ``processes_per_trial``: how many
+    GPUs, 0 (trials see no GPU) or None (trials see whatever the worker sees); ``auto_packing`` (the file's
+    ``gpus_per_trial: auto``): the local pool measures how many trials per GPU raise throughput and keeps that. ``processes_per_trial``: how many
     data-parallel processes a trial runs (default: one per GPU of the trial). ``cpus_per_trial``: what the Ray
     executor reserves per trial."""
 
     gpus_per_trial: float | None = None
     cpus_per_trial: float = 1.0
     processes_per_trial: int | None = None
+    auto_packing: bool = False
 
     @classmethod
     def from_config(cls, value: Any) -> Resources:
         options = _options("resources", value, ("gpus_per_trial", "cpus_per_trial", "processes_per_trial"))
         gpus = options.get("gpus_per_trial")
-        if gpus is not None:
+        auto = gpus == "auto"
+        if auto:
+            gpus = None
+        elif gpus is not None:
             gpus = _number("resources.gpus_per_trial", gpus, minimum=0, strict=False)
             if gpus > 1 and not float(gpus).is_integer():
                 raise ConfigError(
@@ -69,7 +81,10 @@ class Resources:
         if processes is not None:
             processes = int(_number("resources.processes_per_trial", processes, minimum=1, strict=False,
                                     integer=True))
-        return cls(gpus_per_trial=gpus, cpus_per_trial=cpus, processes_per_trial=processes)
+        if auto and processes is not None and processes > 1:
+            raise ConfigError("`resources.gpus_per_trial: auto` packs one-process trials onto shared GPUs; "
+                              f"remove `processes_per_trial` ({processes}) or give gpus_per_trial as a number")
+        return cls(gpus_per_trial=gpus, cpus_per_trial=cpus, processes_per_trial=processes, auto_packing=auto)
 
     @property
     def processes(self) -> int:
@@ -106,7 +121,11 @@ class HeartbeatSettings:
 @dataclass(frozen=True)
 class ExecutionSettings:
     """Where and how trials run. ``workers`` None with no resources or timeout: trials run one after another in
-    the calling process; otherwise each trial gets its own process (local pool) or Ray task."""
+    the calling process; otherwise each trial gets its own process (local pool) or Ray task.
+
+    ``fuse`` (``execution: {fuse: ...}``): ``"true"`` or ``"auto"`` train a ``task:`` study's trials in fused
+    groups of up to ``group_size`` trials in the calling process (see ``lmtune.executors.fused``); ``"auto"``
+    falls back to the settings above when they ask for processes; ``"false"`` (the default) never fuses."""
 
     workers: int | None = None
     executor: str = "local"
@@ -115,6 +134,8 @@ class ExecutionSettings:
     trial_timeout: float | None = None
     max_retries: int = 0
     heartbeat: HeartbeatSettings = field(default_factory=HeartbeatSettings)
+    fuse: str = "false"
+    group_size: int | None = None
 
     @property
     def in_process(self) -> bool:
@@ -147,6 +168,20 @@ def _retries(value: Any) -> int:
     return int(_number("retry.max_retries", retries, minimum=0, strict=False, integer=True))
 
 
+def _fusing(value: Any) -> tuple[str, int | None]:
+    """``execution: {fuse: auto|true|false, group_size: N}`` -> (mode, group size or None: the default)."""
+    options = _options("execution", value, ("fuse", "group_size"))
+    fuse = options.get("fuse", "false")
+    if isinstance(fuse, bool):  # YAML reads true/false as booleans
+        fuse = "true" if fuse else "false"
+    if fuse not in FUSE_MODES:
+        raise ConfigError(f"`execution.fuse` must be one of {', '.join(FUSE_MODES)}, but got {fuse!r}")
+    size = options.get("group_size")
+    if size is not None:
+        size = int(_number("execution.group_size", size, minimum=1, strict=False, integer=True))
+    return fuse, size
+
+
 def execution_from_config(
     *,
     workers: Any = None,
@@ -155,6 +190,7 @@ def execution_from_config(
     trial_timeout: Any = None,
     retry: Any = None,
     heartbeat: Any = None,
+    execution: Any = None,
 ) -> ExecutionSettings:
     """Validate the execution keys of a study file (each may be None: not given)."""
     if workers is not None:
@@ -162,7 +198,8 @@ def execution_from_config(
     if trial_timeout is not None:
         trial_timeout = float(_number("trial_timeout", trial_timeout, minimum=0, strict=True))
     name, options = _executor(executor)
-    return ExecutionSettings(
+    fuse, group_size = _fusing(execution)
+    settings = ExecutionSettings(
         workers=workers,
         executor=name,
         executor_options=options,
@@ -170,4 +207,12 @@ def execution_from_config(
         trial_timeout=trial_timeout,
         max_retries=_retries(retry),
         heartbeat=HeartbeatSettings.from_config(heartbeat),
+        fuse=fuse,
+        group_size=group_size,
     )
+    if settings.resources.auto_packing and name != "local":
+        raise ConfigError(f"`resources.gpus_per_trial: auto` is applied by the local pool, not by {name}; give "
+                          f"gpus_per_trial as a number (0.25: four trials per GPU)")
+    if fuse == "true" and not settings.in_process:
+        raise ConfigError(FUSE_NEEDS_ONE_PROCESS)
+    return settings
