@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import pickle
 import signal
 import socket
 import sys
@@ -44,7 +45,8 @@ def run_in_this_process(
 
 
 def _die_with(parent_pid: int) -> None:
-    """End this process when its parent (the worker) ends, so a killed worker leaves no trial running."""
+    """End this process when its parent ends (the pool's fork server, which ends with the pool), so a killed
+    worker leaves no trial running."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -58,14 +60,15 @@ def _die_with(parent_pid: int) -> None:
     threading.Thread(target=watch, name="lmtune-parent-watch", daemon=True).start()
 
 
-def run_spawned(
-    ref: StudyRef, trial_id: int, presuggested: Mapping[str, Any] | None, rank: int, parent_pid: int
-) -> None:
+def run_spawned(payload: bytes, env: Mapping[str, str], rank: int) -> None:
     """Entry point of a pool child: its own process group (the pool kills the whole group on timeout; Ctrl-C
-    reaches only the pool), tied to the worker's life, then the trial."""
-    _die_with(parent_pid)
+    reaches only the pool), tied to its parent's life, its environment (GPUs, ranks) set before the objective's
+    module is imported, then the trial. ``payload`` is the pickled (StudyRef, trial id, presuggested)."""
+    _die_with(os.getppid())
     with contextlib.suppress(OSError):
         os.setsid()
+    os.environ.update(env)
+    ref, trial_id, presuggested = pickle.loads(payload)
     run_in_this_process(ref, trial_id, presuggested, rank)
     sys.stdout.flush()
     sys.stderr.flush()
