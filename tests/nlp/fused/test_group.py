@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 import lmtune
 from lmtune.nlp.fused import FusedGroup, MemberResult
@@ -34,18 +35,22 @@ TRIALS = [
 
 @pytest.fixture(scope="module")
 def setup() -> Any:
-    """A tiny from-config BERT with a tokenizer trained on the slice; evaluations every 3 optimizer steps."""
+    """A tiny from-config BERT with a tokenizer trained on the slice; evaluations every 2 optimizer steps; one torch
+    thread while this module runs (tiny models train fastest so when other processes share the cores)."""
     if not DATA.is_dir():
         pytest.skip(f"the shared data folder is missing at {DATA}; set LMTUNE_SHARED")
     spec = {
         "type": "classification",
         "model": {"architecture": "bert", "vocab_size": 600},
         "data": {"root": str(DATA / "sst2"), "train": "train.tsv.gz", "validation": "dev.tsv.gz",
-                 "text": "sentence", "max_train_examples": 144, "max_eval_examples": 48},
-        "max_length": 32, "eval_every_steps": 3, "patience": None,
+                 "text": "sentence", "max_train_examples": 72, "max_eval_examples": 24},
+        "max_length": 32, "eval_every_steps": 2, "patience": None,
         "training": {"epochs": 2, **TINY},
     }
-    return load_task(spec, DATA).setup(32)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield load_task(spec, DATA).setup(32)
+    torch.set_num_threads(threads)
 
 
 def _study(tmp: Path, name: str, scheduler: Any = None) -> Any:
@@ -120,12 +125,12 @@ def test_fused_trials_evaluate_and_report_as_trials_alone(setup: Any, alone: Any
         _same(_history(trial), alone[k])
         assert study.trials[k].state is TrialState.COMPLETE
         assert study.trials[k].intermediate == {int(h["step"]): h["accuracy"] for h in alone[k]}
-    assert len(alone[0]) == 6 and len(alone[1]) == 8  # 144 examples, 2 epochs, batches of 16 and 12, 3 steps apart
+    assert len(alone[0]) == 5 and len(alone[1]) == 6  # 72 examples, 2 epochs, batches of 16 and 12, 2 steps apart
 
 
 def test_a_stopped_trial_leaves_and_the_others_continue_undisturbed(setup: Any, alone: Any,
                                                                      tmp_path: Path) -> None:
-    study = _study(tmp_path, "asha", SuccessiveHalving(max_resource=24, min_resource=3, reduction_factor=2,
+    study = _study(tmp_path, "asha", SuccessiveHalving(max_resource=12, min_resource=2, reduction_factor=2,
                                                         resource="step"))
     trials = [_ask(study, params) for params in TRIALS]
     _run_fused(setup, study, trials)
@@ -142,15 +147,15 @@ def test_a_stopped_trial_leaves_and_the_others_continue_undisturbed(setup: Any, 
 
 def test_checkpoints_move_between_fused_and_unfused_runs(setup: Any, alone: Any, tmp_path: Path) -> None:
     study = _study(tmp_path, "resume")
-    fused_first = _ask(study, TRIALS[0], budget=9)
-    alone_first = _ask(study, TRIALS[2], budget=9)
+    fused_first = _ask(study, TRIALS[0], budget=6)
+    alone_first = _ask(study, TRIALS[2], budget=6)
     companion = _ask(study, TRIALS[1])
     # Trial 0 leaves its group at its budget, the other member goes on; trial 1 runs alone to its budget.
     _run_fused(setup, study, [fused_first, companion], pause=(fused_first.number,))
     _run_alone(setup, alone_first)
     study.tell(alone_first, state=TrialState.PAUSED)
     for trial in (fused_first, alone_first):
-        assert _history(trial)[-1]["step"] == 9
+        assert _history(trial)[-1]["step"] == 6
 
     unfused = Trial(study, study._resume(fused_first.number, budget=1000))
     assert unfused.resume_from is not None
