@@ -73,10 +73,17 @@ def writes_checkpoint_then_dies(trial: Trial) -> float:
 
 
 def crashes_then_raises(trial: Trial) -> float:
-    """Trial 1's process dies on its first attempt, trial 2 raises; every trial records the pid that ran it."""
+    """Trial 1's process dies on its first attempt; the first trial after it that is not a retry raises (its
+    number depends on whether the retry was queued first); every trial records the pid that ran it."""
     trial.set_user_attr("pid", os.getpid())
-    if trial.number == 2:
-        raise ValueError("bad configuration")
+    record = trial.study.storage.get_trial(trial.trial_id)
+    if "retry_of" not in record.system_attrs and trial.number in (2, 3):
+        earlier = trial.study.storage.get_trials(trial.study.study_id)
+        if not any(
+            r.number in (2, 3) and r.number < trial.number and "retry_of" not in r.system_attrs
+            for r in earlier
+        ):
+            raise ValueError("bad configuration")
     return crashes_on_first_attempt(trial)
 
 

@@ -22,8 +22,12 @@ SPACE = {"x": {"type": "float", "low": 0, "high": 1}}
 def ray_runtime():
     ray = pytest.importorskip("ray")
     path = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": path}},
-             logging_level="WARNING")
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        runtime_env={"env_vars": {"PYTHONPATH": path}},
+        logging_level="WARNING",
+    )
     yield ray
     ray.shutdown()
 
@@ -32,8 +36,13 @@ def test_ray_runs_a_study_with_a_crashing_and_a_raising_trial(ray_runtime, tmp_p
     import parallel_objectives
 
     storage = f"sqlite:///{tmp_path / 'ray.db'}"
-    study = lmtune.create_study(storage=storage, study_name="ray", space=SPACE, sampler=RandomSampler(seed=1),
-                                retry=RetryPolicy(max_retries=1))
+    study = lmtune.create_study(
+        storage=storage,
+        study_name="ray",
+        space=SPACE,
+        sampler=RandomSampler(seed=1),
+        retry=RetryPolicy(max_retries=1),
+    )
     RayExecutor(resources=Resources(cpus_per_trial=1)).optimize(
         study, parallel_objectives.crashes_then_raises, total_trials=6
     )
@@ -45,9 +54,11 @@ def test_ray_runs_a_study_with_a_crashing_and_a_raising_trial(ray_runtime, tmp_p
     assert lost.failure_reason.startswith("worker lost: trial process died in Ray")
     retry = next(r for r in records if r.system_attrs.get("retry_of") == 1)
     assert retry.state is TrialState.COMPLETE and retry.params == lost.params
-    raised = next(r for r in records if r.number == 2)
-    assert raised.failure_reason == "ValueError: bad configuration"
-    assert not any(r.system_attrs.get("retry_of") == 2 for r in records)  # an objective's error is not retried
+    raised = [r for r in records if r.failure_reason == "ValueError: bad configuration"]
+    assert len(raised) == 1 and raised[0].number in (2, 3)
+    assert not any(
+        r.system_attrs.get("retry_of") == raised[0].number for r in records
+    )  # errors are not retried
     # Trials ran in Ray's worker processes, not in this one.
     pids = {r.user_attrs["pid"] for r in records if "pid" in r.user_attrs}
     assert pids and os.getpid() not in pids
