@@ -10,6 +10,7 @@ timeout kills everything it started, and Ctrl-C reaches only the pool, which fai
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -28,6 +29,8 @@ from lmtune.executors.trial_process import run_spawned
 from lmtune.trial import Trial
 
 __all__ = ["LocalExecutor", "describe_exit"]
+
+logger = logging.getLogger("lmtune")
 
 
 def describe_exit(code: int) -> str:
@@ -74,9 +77,21 @@ class LocalExecutor(Executor):
         if gpus:
             ids, found_by = detect_gpus()
             self._slots = GpuSlots(ids, gpus, found_by)
+        elif self.resources.auto_packing:
+            self._say_packing()
         if self.workers is not None:
             return self.workers
         return self._slots.capacity if self._slots is not None else 1
+
+    @staticmethod
+    def _say_packing() -> None:
+        """``gpus_per_trial: auto``: say what the pool does (measured packing is not applied yet)."""
+        ids, found_by = detect_gpus()
+        if not ids:
+            logger.info("resources.gpus_per_trial: auto: no GPU found (%s); one trial per worker", found_by)
+        else:
+            logger.warning("resources.gpus_per_trial: auto: measured packing is not applied yet; each trial sees "
+                           "the %d GPU(s) found (%s), one trial per worker", len(ids), found_by)
 
     def _has_room(self) -> bool:
         if self._slots is None:
