@@ -433,6 +433,13 @@ class Study:
                 return record
         raise ConfigError(f"study {self.study_name!r} has no trial number {trial!r}")
 
+    def nothing_left_to_try(self) -> bool:
+        """True when no trial is enqueued and the sampler has exhausted its space (a finished grid)."""
+        history = self.history()
+        if any(r.state is TrialState.WAITING for r in history):
+            return False
+        return self.sampler.is_exhausted(self.space, history)
+
     # Running ------------------------------------------------------------------------------------------------
     def run_trial(
         self, objective: Objective, trial: Trial, catch: tuple[type[BaseException], ...] = (Exception,)
@@ -490,7 +497,7 @@ class Study:
             if deadline is not None and time.monotonic() >= deadline:
                 logger.info("timeout of %.1f s reached", timeout)
                 break
-            if self.sampler.is_exhausted(self.space, self.history()):
+            if self.nothing_left_to_try():
                 logger.info("the sampler has nothing left to try (grid finished)")
                 break
             trial = self.ask(max_trials=total_trials)

@@ -282,3 +282,12 @@ def test_exports_have_every_trial() -> None:
     assert len(lines) == 7
     assert lines[0].startswith("number,state,value,duration_s,params.")
     assert "params.momentum" in lines[0] and "params.beta2" in lines[0]
+
+
+def test_enqueued_trials_run_even_when_they_cover_the_whole_grid() -> None:
+    study = lmtune.create_study(space={"opt": ["sgd", "adam", "adagrad"]}, sampler=GridSampler())
+    for choice in ("sgd", "adam", "adagrad"):
+        study.enqueue({"opt": choice})
+    study.optimize(lambda t: len(t.params["opt"]), n_trials=3)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    assert study.best_params == {"opt": "sgd"}

@@ -155,9 +155,7 @@ class _Loop:
             return False
         if len(self.running) >= self.capacity or not self.executor._has_room():
             return False
-        return not self.study.sampler.is_exhausted(
-            self.study.space, self.study.history()
-        )
+        return not self.study.nothing_left_to_try()
 
     def _launch_one(self) -> bool:
         """Ask for a trial and launch it; False when the study has none to give now."""

@@ -123,7 +123,7 @@ class _FusedRun(_Loop):
             return False
         if len(self.members) >= self.group_size:
             return False
-        return not self.study.sampler.is_exhausted(self.study.space, self.study.history())
+        return not self.study.nothing_left_to_try()
 
     def _fill(self) -> None:
         """Ask for trials while there is room (at the start, and when members have left)."""
