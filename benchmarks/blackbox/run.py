@@ -207,10 +207,12 @@ def task_table(
                 f"{ranks[p]:.2f}" if p in ranks else "-",
                 "-" if p == REFERENCE else _compare(areas.get(REFERENCE, {}), areas[p]),
             ]
-    last = _by_peer(records, task, budgets[-1])
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for p in peers:
-        runs = last.get(p, {})
+        # The largest budget this method ran (slow peers run a smaller one).
+        ran = [b for b in budgets if _by_peer(records, task, b).get(p)] or budgets[-1:]
+        runs = _by_peer(records, task, ran[-1]).get(p, {})
+        n_seeds = str(len(runs)) if ran[-1] == budgets[-1] else f"{len(runs)} (budget {ran[-1]})"
         extra = []
         if task == "minilm-sst2":
             extra = [
@@ -218,7 +220,7 @@ def task_table(
             ]
         per_eval = [r["seconds"] / max(len(r["losses"]), 1) for r in runs.values()]
         seconds = f"{np.mean(per_eval):.3f}" if per_eval else "-"
-        lines.append("| " + " | ".join([p, str(len(runs)), *rows[p], *extra, seconds]) + " |")
+        lines.append("| " + " | ".join([p, n_seeds, *rows[p], *extra, seconds]) + " |")
     return "\n".join(lines), summary
 
 
