@@ -7,6 +7,11 @@ two writers. A transaction that still meets "database is locked" is retried with
 The writers of lmtune processes also queue on a lock file beside the database (``FILE.db-lock``): a blocked
 writer wakes the moment the lock is free, where SQLite's busy handler polls with sleeps growing from 1 ms to 100 ms,
 which leaves the database idle while writers sleep.
+
+PostgreSQL sessions run with ``synchronous_commit = off`` unless the URL asks otherwise (``?synchronous_commit=on``):
+a commit returns before its WAL record reaches the disk. The database stays consistent after any crash; a crash
+of the server may lose the commits of its last few hundred milliseconds. That is what SQLite's WAL with
+``synchronous=NORMAL`` promises too. Reads run as single autocommit statements, without BEGIN and ROLLBACK.
 """
 
 from __future__ import annotations
@@ -74,6 +79,29 @@ def _check_sqlite_path(database: str, url: str) -> None:
             f"storage {url!r}: the folder {str(path.parent)!r} of the SQLite file does not exist; "
             f"create it first (mkdir -p {path.parent}) or choose a path in an existing folder"
         )
+
+
+SYNCHRONOUS_COMMIT = ("off", "local", "remote_write", "on", "remote_apply")
+DEFAULT_SYNCHRONOUS_COMMIT = "off"
+
+
+def _postgres_engine(url: URL) -> Engine:
+    """A PostgreSQL engine whose sessions use the URL's ``synchronous_commit`` (default off, see module doc)."""
+    setting = url.query.get("synchronous_commit", DEFAULT_SYNCHRONOUS_COMMIT)
+    if setting not in SYNCHRONOUS_COMMIT:
+        raise ConfigError(
+            f"storage URL query synchronous_commit={setting!r} is not one of {', '.join(SYNCHRONOUS_COMMIT)}; "
+            f"use ?synchronous_commit=on to make every commit wait for the disk"
+        )
+    engine = create_engine(url.difference_update_query(["synchronous_commit"]), pool_recycle=3600)
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET synchronous_commit = {setting}")
+        dbapi_connection.commit()
+
+    return engine
 
 
 MIN_SQLITE = (3, 35, 0)  # UPDATE ... RETURNING
@@ -150,7 +178,7 @@ class Database:
         self.sqlite = parsed.get_backend_name() == "sqlite"
         self.memory = is_memory(parsed)
         try:
-            self.engine = _sqlite_engine(parsed) if self.sqlite else create_engine(parsed, pool_recycle=3600)
+            self.engine = _sqlite_engine(parsed) if self.sqlite else _postgres_engine(parsed)
         except ImportError as exc:
             raise MissingDependencyError(
                 f"storage {self.shown_url!r} needs the database driver {exc.name!r}: pip install 'lmtune[postgres]'"
@@ -161,6 +189,8 @@ class Database:
         # SQLite's polling busy wait. An in-memory database is one shared connection, so reads take it too.
         self._write_lock = threading.Lock() if self.sqlite else None
         self._read_lock = self._write_lock if self.memory else None
+        # PostgreSQL: reads and single-statement writes need no transaction around them (one round trip each).
+        self._autocommit = self.engine if self.sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._queue = _writer_queue(parsed)
         self._pid = os.getpid()
 
@@ -177,10 +207,14 @@ class Database:
         """Run ``fn`` on a connection outside any write transaction."""
         self._fresh_after_fork()
         try:
-            with _maybe(self._read_lock), self.engine.connect() as conn:
+            with _maybe(self._read_lock), self._autocommit.connect() as conn:
                 return fn(conn)
         except DBAPIError as exc:
             raise StorageError(f"storage {self.shown_url}: {exc.orig}") from exc
+
+    def statement(self, fn: Callable[[Connection], T]) -> T:
+        """PostgreSQL only: run ``fn``, which executes one statement, as a transaction of its own (autocommit)."""
+        return self.read(fn)
 
     def write(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in one write transaction, committed on return and rolled back when it raises.

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, cast, insert, or_, select, update
 
 from lmtune.space import Distribution
 from lmtune.storage._common import decode_distributions, dumps
@@ -54,6 +54,63 @@ SOURCES = {
     target: [s.value for s, targets in ALLOWED_TRANSITIONS.items() if target in targets]
     for target in TrialState
 }
+
+
+# PostgreSQL: trial writes as single statements, each its own transaction (one round trip, no BEGIN or COMMIT).
+# Bound names must differ from the studies table's column names, or the bump would set them too.
+# The CTE bumps the study's counter first, which locks the study row until the statement commits, so seq order
+# stays commit order. The bump happens even when the trial update matches no row: an unused seq, no change.
+def _bump_cte(**counts: Any) -> Any:
+    return (
+        update(studies)
+        .where(studies.c.study_id == bindparam("sid"))
+        .values(seq=studies.c.seq + 1, **counts)
+        .returning(studies.c.seq, studies.c.n_trials)
+        .cte("bump")
+    )
+
+
+_BUMPED = _bump_cte()
+# Compare-and-set: applies only while the trial is as last read (every trial write stamps a new seq).
+PG_CAS = (
+    update(trials)
+    .where(trials.c.trial_id == bindparam("tid"), trials.c.seq == bindparam("old_seq"))
+    .values(seq=select(_BUMPED.c.seq).scalar_subquery())
+    .returning(*TRIAL_COLUMNS)
+)
+# finish_trial to a state that does not change the count of FAILED trials.
+PG_FINISH = (
+    update(trials)
+    .where(trials.c.trial_id == bindparam("tid"), trials.c.state.in_(bindparam("sources", expanding=True)))
+    .values(seq=select(_BUMPED.c.seq).scalar_subquery())
+    .returning(*TRIAL_COLUMNS)
+)
+# create_trial: takes the next number only while the study has room (``max_trials`` None: always).
+_NUMBERED = (
+    update(studies)
+    .where(
+        studies.c.study_id == bindparam("sid"),
+        or_(
+            bindparam("max_trials", type_=trials.c.number.type).is_(None),
+            studies.c.n_trials - studies.c.n_failed < bindparam("max_trials", type_=trials.c.number.type),
+        ),
+    )
+    .values(seq=studies.c.seq + 1, n_trials=studies.c.n_trials + 1)
+    .returning(studies.c.seq, studies.c.n_trials)
+    .cte("numbered")
+)
+_NEW_COLUMNS = [c for c in trials.c if c.name not in ("trial_id", "number", "seq")]
+PG_CREATE = insert(trials).from_select(
+    [*(c.name for c in _NEW_COLUMNS), "number", "seq"],
+    select(
+        # Values bound as "new_<column>": a bound name equal to a column name of either table would be added to
+        # that table's SET clause. Cast, so that NULLs are typed too.
+        *(cast(bindparam(f"new_{c.name}"), c.type) for c in _NEW_COLUMNS),
+        _NUMBERED.c.n_trials - 1,
+        _NUMBERED.c.seq,
+    ),
+).returning(trials.c.trial_id, trials.c.number, trials.c.seq)
+
 OLDEST_WAITING = (
     select(trials.c.trial_id)
     .where(trials.c.study_id == bindparam("sid"), trials.c.state == TrialState.WAITING.value)

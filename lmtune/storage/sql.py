@@ -4,6 +4,12 @@ One row per study and one per trial; parameters, distributions, intermediate val
 Every trial write first bumps the study row's change counter ``seq`` and stamps the trial with it. That row update
 also locks the study, so the writers of one study take turns and ``seq`` order is commit order: a reader that has
 seen ``seq`` N has seen every change up to N, which is what ``get_trials(since_seq=N)`` relies on.
+
+On PostgreSQL, where every statement is a network round trip, the frequent trial writes (create, parameters,
+reports, attributes, finishing) are single statements that bump the study and change the trial together, each a
+transaction of its own. Writes that depend on the trial's current row are compare-and-set on the trial's ``seq``
+(which every write changes), starting from the row this process last wrote or read; when another process changed
+the trial in between, the write is redone in a transaction that locks the study first.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from lmtune.exceptions import (
     ConfigError,
     DuplicatedStudyError,
+    LmtuneError,
     StorageError,
     StudyNotFoundError,
 )
@@ -37,6 +44,9 @@ from lmtune.storage._sql_rows import (
     FINISH,
     INSERT_TRIAL,
     OLDEST_WAITING,
+    PG_CAS,
+    PG_CREATE,
+    PG_FINISH,
     SELECT_STUDY,
     SELECT_TRIAL,
     SOURCES,
@@ -62,6 +72,9 @@ from lmtune.trial import TrialRecord, TrialState
 __all__ = ["SQLStorage", "upgrade_schema"]
 
 
+_MAX_REMEMBERED = 4096  # rows of unfinished trials kept for compare-and-set writes (PostgreSQL)
+
+
 class _Unchanged(Exception):
     """Raised inside a write transaction to roll it back: the call answers None and changes nothing."""
 
@@ -77,6 +90,8 @@ class SQLStorage(Storage):
         self.url = url
         self._db = Database(url)
         self._trial_study: dict[int, int] = {}  # trial id -> study id, which never changes
+        # PostgreSQL: trial id -> the row as this process last wrote or read it, for compare-and-set writes.
+        self._rows: dict[int, dict[str, Any]] = {}
         version = self._db.read(stored_version)
         if version is None:
             version = self._db.write(open_or_create)
@@ -194,6 +209,10 @@ class SQLStorage(Storage):
         Returns the new record, or None when nothing changed or no ``answer`` is wanted.
         """
         study_id = self._study_of(trial_id)
+        if not self._db.sqlite:
+            record = self._compare_and_set(trial_id, study_id, change)
+            if record is not None:
+                return record if answer else None
 
         def tx(conn: Connection) -> TrialRecord | None:
             seq, _, _ = self._bump(conn, study_id)
@@ -205,10 +224,49 @@ class SQLStorage(Storage):
             conn.execute(UPDATE_TRIAL, {**values, "tid": trial_id})
             return record_from_row({**row, **values}) if answer else None
 
+        self._rows.pop(trial_id, None)
         try:
             return self._db.write(tx)
         except _Unchanged:
             return None
+
+    def _compare_and_set(
+        self, trial_id: int, study_id: int, change: Callable[[RowMapping], dict[str, Any] | None]
+    ) -> TrialRecord | None:
+        """PostgreSQL: apply ``change`` to the row last seen in one statement, if the trial is still as seen.
+
+        None when it did not apply (the trial changed since, or ``change`` declined or raised on a remembered
+        row): the caller then redoes the write in a locking transaction, which is authoritative.
+        """
+        row = self._rows.get(trial_id)
+        remembered = row is not None
+        if row is None:
+            found = self._db.read(lambda c: c.execute(SELECT_TRIAL, {"tid": trial_id}).first())
+            if found is None:
+                return None
+            row = dict(found._mapping)
+        try:
+            values = change(cast(RowMapping, row))
+        except LmtuneError:
+            if remembered:
+                return None
+            raise
+        if values is None:
+            return None
+        args = {**values, "sid": study_id, "tid": trial_id, "old_seq": row["seq"]}
+        new = self._db.statement(lambda c: c.execute(PG_CAS, args).first())
+        if new is None:
+            self._rows.pop(trial_id, None)
+            return None
+        return self._remember(dict(new._mapping))
+
+    def _remember(self, row: dict[str, Any]) -> TrialRecord:
+        """Keep an unfinished trial's row for later compare-and-set writes (PostgreSQL); return it as a record."""
+        if not self._db.sqlite and row["state"] in (TrialState.RUNNING.value, TrialState.WAITING.value):
+            if len(self._rows) >= _MAX_REMEMBERED:
+                self._rows.clear()
+            self._rows[row["trial_id"]] = row
+        return record_from_row(row)
 
     def _write_or_none(self, tx: Callable[[Connection], TrialRecord], study_id: int) -> TrialRecord | None:
         """Run a trial write; None when it found nothing to do. Remembers the new record's study."""
@@ -250,6 +308,9 @@ class SQLStorage(Storage):
             "finished_at": None,
         }
 
+        if not self._db.sqlite:
+            return self._create_in_one_statement(study_id, values, max_trials)
+
         def tx(conn: Connection) -> TrialRecord:
             seq, n_trials, n_failed = self._bump(conn, study_id, new=1)
             number = n_trials - 1
@@ -260,6 +321,23 @@ class SQLStorage(Storage):
             return record_from_row({**row, "trial_id": int(trial_id)})
 
         return self._write_or_none(tx, study_id)
+
+    def _create_in_one_statement(
+        self, study_id: int, values: dict[str, Any], max_trials: int | None
+    ) -> TrialRecord | None:
+        args = {**{f"new_{k}": v for k, v in values.items()}, "sid": study_id, "max_trials": max_trials}
+        found = self._db.statement(lambda c: c.execute(PG_CREATE, args).first())
+        if found is None:
+            exists = self._db.read(
+                lambda c: c.execute(select(studies.c.study_id).where(studies.c.study_id == study_id)).first()
+            )
+            if exists is None:
+                raise StudyNotFoundError(f"no study with id {study_id} in {self._db.shown_url}")
+            return None  # the study holds max_trials trials
+        trial_id, number, seq = int(found[0]), int(found[1]), int(found[2])
+        self._trial_study[trial_id] = study_id
+        row = {k: v for k, v in values.items() if k != "study_id"}
+        return self._remember({**row, "trial_id": trial_id, "number": number, "seq": seq})
 
     def claim_trial(self, study_id: int, worker_id: str | None = None) -> TrialRecord | None:
         # A plain read first: most calls find nothing waiting and need no write lock.
@@ -296,7 +374,7 @@ class SQLStorage(Storage):
         row = self._db.read(lambda c: c.execute(SELECT_TRIAL, {"tid": trial_id}).first())
         if row is None:
             raise KeyError(f"no trial with id {trial_id} in {self._db.shown_url}")
-        return record_from_row(row._mapping)
+        return self._remember(dict(row._mapping))
 
     def get_trials(
         self, study_id: int, states: Collection[TrialState] | None = None, since_seq: int | None = None
@@ -371,6 +449,13 @@ class SQLStorage(Storage):
             "tid": trial_id,
             "sources": SOURCES[state],
         }
+        self._rows.pop(trial_id, None)
+        if not self._db.sqlite and state is not TrialState.FAILED:
+            # One statement; a transition it did not apply is redone below, which raises the right error.
+            args = {**values, "sid": study_id}
+            row = self._db.statement(lambda c: c.execute(PG_FINISH, args).first())
+            if row is not None:
+                return record_from_row(row._mapping)
 
         def tx(conn: Connection) -> TrialRecord:
             values["seq"], _, _ = self._bump(conn, study_id, failed=int(state is TrialState.FAILED))
@@ -392,7 +477,10 @@ class SQLStorage(Storage):
             .where(trials.c.trial_id.in_(ids), trials.c.state == TrialState.RUNNING.value)
             .values(heartbeat_at=now())
         )
-        self._db.write(lambda conn: conn.execute(stamp))
+        if self._db.sqlite:
+            self._db.write(lambda conn: conn.execute(stamp))
+        else:
+            self._db.statement(lambda conn: conn.execute(stamp))
 
     def fail_stale_trials(self, study_id: int, grace_seconds: float) -> list[TrialRecord]:
         limit = now() - grace_seconds

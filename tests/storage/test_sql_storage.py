@@ -10,13 +10,14 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import Connection, event, inspect, text
 
-from lmtune.exceptions import ConfigError, SchemaVersionError, StorageError
+from lmtune.exceptions import ConfigError, SchemaVersionError, StorageError, TrialStateError
 from lmtune.space import CategoricalDistribution, FloatDistribution
 from lmtune.storage import SCHEMA_VERSION, _sql_engine, get_storage
 from lmtune.storage._sql_engine import parse_url
 from lmtune.storage.sql import SQLStorage, upgrade_schema
+from lmtune.trial import TrialState
 
 
 @pytest.fixture
@@ -211,3 +212,76 @@ def test_passwords_stay_out_of_messages() -> None:
     with pytest.raises(StorageError) as info:
         SQLStorage("postgresql+psycopg://user:hunter2@127.0.0.1:1/db?connect_timeout=2")
     assert "hunter2" not in str(info.value) and "***" in str(info.value)
+
+
+def _with_query(url: str, query: str) -> str:
+    return url + ("&" if "?" in url else "?") + query
+
+
+def _synchronous_commit(storage: SQLStorage) -> str:
+    return storage._db.read(lambda c: c.execute(text("SHOW synchronous_commit")).scalar_one())
+
+
+@pytest.mark.postgres
+def test_postgres_sessions_commit_asynchronously_unless_the_url_says_otherwise(postgres_url: str) -> None:
+    default, durable = SQLStorage(postgres_url), SQLStorage(_with_query(postgres_url, "synchronous_commit=on"))
+    assert _synchronous_commit(default) == "off"
+    assert _synchronous_commit(durable) == "on"
+    assert _synchronous_commit(pickle.loads(pickle.dumps(durable))) == "on"  # other processes keep the setting
+    default.close(), durable.close()
+    with pytest.raises(ConfigError, match=r"synchronous_commit='sometimes'.*synchronous_commit=on"):
+        SQLStorage(_with_query(postgres_url, "synchronous_commit=sometimes"))
+
+
+@pytest.mark.postgres
+def test_postgres_writes_from_a_stale_row_lose_nothing(postgres_url: str) -> None:
+    """Two processes' storages write the same trial: the one whose remembered row is stale redoes its write."""
+    first, second = SQLStorage(postgres_url), SQLStorage(postgres_url)
+    name = f"stale-{time.time_ns()}"
+    sid = first.create_study(name, "minimize").study_id
+    trial = first.create_trial(sid)  # ``first`` remembers the row it wrote
+    assert trial is not None
+    second.report(trial.trial_id, 0, 0.5)
+    second.set_trial_user_attr(trial.trial_id, "by", "second")
+    first.set_trial_param(trial.trial_id, "x", 0.25, FloatDistribution(0.0, 1.0))
+    first.report(trial.trial_id, 1, 0.25)
+    record = second.get_trial(trial.trial_id)
+    assert record.intermediate == {0: 0.5, 1: 0.25} and record.params == {"x": 0.25}
+    assert record.user_attrs == {"by": "second"}
+    second.finish_trial(trial.trial_id, TrialState.COMPLETE, 0.25)
+    with pytest.raises(TrialStateError):
+        first.report(trial.trial_id, 2, 0.1)  # ``first`` still remembers it RUNNING
+    assert first.get_trial(trial.trial_id).intermediate == {0: 0.5, 1: 0.25}
+    first.delete_study(name)
+    first.close(), second.close()
+
+
+@pytest.mark.postgres
+def test_postgres_trial_takes_single_statements_without_transactions(postgres_url: str) -> None:
+    """Round trips per define-by-run trial (profiled with SQLAlchemy's statement events)."""
+    import lmtune
+    from lmtune.samplers import RandomSampler
+
+    study = lmtune.create_study(storage=postgres_url, study_name=f"trips-{time.time_ns()}", sampler=RandomSampler(0))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2, max_failed_trials=None)
+    engine = study.storage._db.engine  # type: ignore[attr-defined]
+    statements: list[str] = []
+    commits: list[object] = []
+
+    def count(_conn: Connection, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    def commit(conn: Connection) -> None:
+        commits.append(conn)
+
+    event.listen(engine, "before_cursor_execute", count)
+    event.listen(engine, "commit", commit)
+    try:
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=10, max_failed_trials=None)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+        event.remove(engine, "commit", commit)
+    # claim check, create, history, parameter, finish (and a second history read): each one autocommit statement
+    assert len(statements) <= 6 * 10 and commits == []
+    assert [r.state for r in study.trials] == [TrialState.COMPLETE] * 12
+    study.storage.delete_study(study.study_name)
