@@ -81,6 +81,11 @@ class GpuSlots:
             return len(self.gpu_ids) * self.per_gpu
         return len(self.gpu_ids) // int(self.gpus_per_trial)
 
+    def set_per_gpu(self, trials: int) -> None:
+        """Let ``trials`` trials share each GPU from now on (automatic packing); trials above it keep running."""
+        self.gpus_per_trial = 1.0 / trials
+        self.per_gpu = trials
+
     def acquire(self) -> list[str] | None:
         """GPUs for one more trial, or None when all are taken."""
         if self.gpus_per_trial < 1:

@@ -23,9 +23,12 @@ from typing import Any
 from lmtune.executors.base import Executor, Launched
 from lmtune.executors.distributed import rank_environments
 from lmtune.executors.gpus import GpuSlots, detect_gpus
+from lmtune.executors.packing import AutoPacker, PackedTrial, Probe, StorageProbe
 from lmtune.executors.ref import StudyRef
 from lmtune.executors.settings import Resources
 from lmtune.executors.trial_process import run_spawned
+from lmtune.storage import get_storage
+from lmtune.storage.base import Storage
 from lmtune.trial import Trial
 
 __all__ = ["LocalExecutor", "describe_exit"]
@@ -53,7 +56,10 @@ class LocalExecutor(Executor):
 
     ``workers`` None: as many as the GPU slots allow, else one. ``resources.gpus_per_trial`` None leaves the GPUs
     each trial sees alone; 0 hides them; otherwise each trial gets its share (read from ``nvidia-smi -L``, torch,
-    or ``LMTUNE_FAKE_GPUS``). ``trial_timeout`` (seconds) kills and fails a trial that runs longer.
+    or ``LMTUNE_FAKE_GPUS``). ``resources.auto_packing`` (``gpus_per_trial: auto``) starts with one trial per GPU
+    and raises the number while measured throughput rises (:class:`lmtune.executors.packing.AutoPacker`, measuring
+    through ``packing_probe``, by default a :class:`~lmtune.executors.packing.StorageProbe`); ``workers`` then caps
+    the trials running at once. ``trial_timeout`` (seconds) kills and fails a trial that runs longer.
     """
 
     def __init__(
@@ -61,11 +67,15 @@ class LocalExecutor(Executor):
         workers: int | None = None,
         resources: Resources | None = None,
         trial_timeout: float | None = None,
+        packing_probe: Probe | None = None,
     ) -> None:
         super().__init__(trial_timeout)
         self.workers = workers
         self.resources = resources if resources is not None else Resources()
+        self.packing_probe = packing_probe
         self._slots: GpuSlots | None = None
+        self.packer: AutoPacker | None = None
+        self._storage: Storage | None = None
         # A fresh process per trial, forked from a server process that was spawned clean and has imported lmtune
         # (no threads, no CUDA, no open database): as isolated as a spawned process, without paying the
         # interpreter start and imports for every trial.
@@ -78,20 +88,30 @@ class LocalExecutor(Executor):
             ids, found_by = detect_gpus()
             self._slots = GpuSlots(ids, gpus, found_by)
         elif self.resources.auto_packing:
-            self._say_packing()
+            return self._start_packing(ref)
         if self.workers is not None:
             return self.workers
         return self._slots.capacity if self._slots is not None else 1
 
-    @staticmethod
-    def _say_packing() -> None:
-        """``gpus_per_trial: auto``: say what the pool does (measured packing is not applied yet)."""
+    def _start_packing(self, ref: StudyRef) -> int:
+        """``gpus_per_trial: auto``: one trial per GPU to begin with, raised by the packer as measured."""
         ids, found_by = detect_gpus()
         if not ids:
             logger.info("resources.gpus_per_trial: auto: no GPU found (%s); one trial per worker", found_by)
-        else:
-            logger.warning("resources.gpus_per_trial: auto: measured packing is not applied yet; each trial sees "
-                           "the %d GPU(s) found (%s), one trial per worker", len(ids), found_by)
+            return self.workers if self.workers is not None else 1
+        self._slots = GpuSlots(ids, 1, found_by)
+        limit = AutoPacker.DEFAULT_MAX_PER_GPU
+        if self.workers is not None:
+            limit = max(1, self.workers // len(ids))
+        probe = self.packing_probe if self.packing_probe is not None else StorageProbe()
+        self.packer = AutoPacker(self._slots, probe, max_per_gpu=limit)
+        self._storage = get_storage(ref.storage)
+        return len(ids) * limit
+
+    def _shutdown(self) -> None:
+        if self._storage is not None:
+            self._storage.close()
+            self._storage = None
 
     def _has_room(self) -> bool:
         if self._slots is None:
@@ -121,6 +141,10 @@ class LocalExecutor(Executor):
         return Launched(trial.trial_id, trial.number, time.monotonic(), processes, {"gpus": gpus})
 
     def _wait(self, running: Sequence[Launched], timeout: float) -> list[tuple[Launched, str | None]]:
+        if self.packer is not None and self._storage is not None:
+            trials = [PackedTrial(r.trial_id, r.handle[0].pid, r.extra["gpus"][0]) for r in running
+                      if r.extra.get("gpus")]
+            self.packer.update(self._storage, trials, time.time())
         sentinels = [p.sentinel for launched in running for p in launched.handle]
         multiprocessing.connection.wait(sentinels, timeout)
         ended = []

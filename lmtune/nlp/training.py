@@ -4,7 +4,8 @@ It reports the validation metric every epoch (or every ``eval_every_steps`` opti
 scheduler says so, on a plateau (``patience`` evaluations without improvement) or at the trial's budget, keeps the
 weights of its best evaluation, and resumes from a checkpoint with the trial's current hyperparameters. A CUDA
 out-of-memory error halves the micro-batch (doubling gradient accumulation, so the effective batch is kept) and
-retries the step.
+retries the step. Every 2 s it writes its optimizer steps and peak GPU memory to the user attribute
+``train_progress`` (:class:`lmtune.executors.packing.ProgressReport`), which ``gpus_per_trial: auto`` measures.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 from lmtune.exceptions import LmtuneError
+from lmtune.executors.packing import ProgressReport
 from lmtune.nlp.checkpoint import BEST, LAST, Progress, load_checkpoint, save_checkpoint
 from lmtune.nlp.curriculum import curriculum_order
 from lmtune.nlp.hyperparameters import Hyperparameters, apply_to_optimizer, lr_factor, make_optimizer
@@ -109,6 +111,7 @@ class TrialRunner:
         self.loss_sum, self.loss_count = 0.0, 0
         self.history: list[dict[str, Any]] = []
         self.first_order: list[int] | None = None
+        self.progress_report = ProgressReport(trial)
 
     # Set-up ---------------------------------------------------------------------------------------------------
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
@@ -240,6 +243,8 @@ class TrialRunner:
                     self.train_seconds += time.perf_counter() - start
                     self.examples_trained += len(examples)
                 self.steps_run += 1
+                cuda = self.device.type == "cuda"
+                self.progress_report.update(self.steps_run, torch.cuda.max_memory_reserved(self.device) if cuda else 0)
                 self.loss_sum, self.loss_count = self.loss_sum + loss * len(examples), self.loss_count + len(examples)
                 p.step, p.batch = p.step + 1, b + 1
                 every = self.setup.eval_every_steps
