@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from lmtune.exceptions import ConfigError
 from lmtune.executors.retry import RetryPolicy
-from lmtune.samplers import Sampler, default_sampler
+from lmtune.samplers import Sampler
 from lmtune.schedulers.base import Scheduler
 
 if TYPE_CHECKING:
@@ -59,17 +59,6 @@ def check_picklable(what: str, value: Any) -> None:
         ) from None
 
 
-def _portable(sampler: Sampler) -> Sampler | None:
-    """The sampler itself when it can be pickled; None for a default sampler that cannot (it may hold locks),
-    which the trial process rebuilds from the study's stored seed."""
-    try:
-        pickle.dumps(sampler)
-    except Exception:
-        if type(sampler) is type(default_sampler(0)):
-            return None
-    return sampler
-
-
 @dataclass(frozen=True)
 class StudyRef:
     """Storage URL, study name and the settings to reopen a study in another process."""
@@ -77,7 +66,7 @@ class StudyRef:
     storage: str
     study_name: str
     objective: Callable[..., Any]
-    sampler: Sampler | None  # None: the default sampler, rebuilt from the seed stored with the study
+    sampler: Sampler | None  # None: the default sampler, built from the seed stored with the study
     scheduler: Scheduler | None = None
     heartbeat_interval: float = 5.0
     grace_period: float = 30.0
@@ -98,7 +87,7 @@ class StudyRef:
             storage=url,
             study_name=study.study_name,
             objective=objective,
-            sampler=_portable(study.sampler),
+            sampler=study.sampler,
             scheduler=study.scheduler,
             heartbeat_interval=study.heartbeat_interval,
             grace_period=study.grace_period,
