@@ -111,7 +111,7 @@ def choose_packing(measurements: Sequence[Measurement], gpu_bytes: int, *, min_g
     gain = chosen.steps_per_second / min(fitting, key=lambda m: m.trials).steps_per_second
     return PackingDecision(chosen.trials, chosen.steps_per_second,
                            f"{chosen.trials} trial(s) per GPU make {chosen.steps_per_second:.1f} steps/s "
-                           f"({gain:.1f}x one trial); more added less than {min_gain:.0%}")
+                           f"({gain:.1f}x one trial), the fewest within {min_gain:.0%} of the best measured")
 
 
 def measure(step: Callable[[], object], trials: int, *, warmup: int = 3, steps: int = 10) -> Measurement:
@@ -288,15 +288,26 @@ class AutoPacker:
                     "trial; %s", found.trials, found.steps_per_second, found.peak_bytes / found.trials / GIB,
                     f"trying {following}" if following is not None else "measuring done")
         if following is None:
-            self._keep()
+            self._keep(stopped=self._why_stopped())
         else:
             self.level, self._full_since = following, None
             self.slots.set_per_gpu(following)
 
-    def _keep(self, why: str | None = None) -> None:
+    def _why_stopped(self) -> str:
+        """Why :func:`next_level` ended the measuring: no gain, the ``workers`` cap, or memory."""
+        ordered = sorted(self.measurements, key=lambda m: m.trials)
+        last = ordered[-1]
+        if len(ordered) >= 2 and last.steps_per_second < (1 + self.min_gain) * ordered[-2].steps_per_second:
+            return f"{last.trials} per GPU added less than {self.min_gain:.0%} over {ordered[-2].trials}"
+        if last.trials >= self.max_per_gpu:
+            return f"{self.max_per_gpu} per GPU is the most the workers allow"
+        return (f"more would not fit in {self.headroom:.0%} of {self.gpu_bytes / GIB:.1f} GiB at "
+                f"{last.peak_bytes / last.trials / GIB:.2f} GiB per trial")
+
+    def _keep(self, why: str | None = None, stopped: str | None = None) -> None:
         if self.measurements:
             chosen = choose_packing(self.measurements, self.gpu_bytes, min_gain=self.min_gain, headroom=self.headroom)
-            reason = chosen.reason if why is None else f"{why}; {chosen.reason}"
+            reason = f"{why}; {chosen.reason}" if why else f"{chosen.reason}; measuring stopped: {stopped}"
             self.decision = PackingDecision(chosen.trials, chosen.steps_per_second, reason)
         else:
             self.decision = PackingDecision(self.level, 0.0, why or "nothing measured")

@@ -112,7 +112,8 @@ def test_packing_rises_while_throughput_rises_and_keeps_the_fewest_near_the_best
     assert later and _most_sharing_after(records, probe.decided_at) <= 2
     log = caplog.text
     assert "2 trial(s) per GPU make 180.0 steps/s per GPU, 2.00 GiB per trial; trying 4" in log
-    assert "keeping 2 trial(s) per GPU: 2 trial(s) per GPU make 180.0 steps/s (1.8x one trial)" in log
+    assert ("keeping 2 trial(s) per GPU: 2 trial(s) per GPU make 180.0 steps/s (1.8x one trial), the fewest within "
+            "5% of the best measured; measuring stopped: 4 per GPU added less than 5% over 2") in log
 
 
 def test_packing_stops_where_memory_would_not_fit(tmp_path, monkeypatch, caplog):
@@ -123,7 +124,9 @@ def test_packing_stops_where_memory_would_not_fit(tmp_path, monkeypatch, caplog)
     assert executor.packer is not None and executor.packer.decision is not None
     assert executor.packer.decision.trials == 8 and executor.packer.decision.steps_per_second == 240.0
     assert {r["gpu"] for r in records} == {"0"}
-    assert "keeping 8 trial(s) per GPU: 8 trial(s) per GPU make 240.0 steps/s (5.6x one trial)" in caplog.text
+    assert ("keeping 8 trial(s) per GPU: 8 trial(s) per GPU make 240.0 steps/s (5.6x one trial), the fewest "
+            "within 5% of the best measured; measuring stopped: more would not fit in 90% of 80.0 GiB at 9.00 GiB "
+            "per trial") in caplog.text
 
 
 def test_workers_cap_the_trials_per_gpu(tmp_path, monkeypatch):
@@ -132,6 +135,7 @@ def test_workers_cap_the_trials_per_gpu(tmp_path, monkeypatch):
     assert probe.seen == [{"0": 1, "1": 1}, {"0": 2, "1": 2}]  # 4 workers on 2 GPUs: 2 per GPU at most
     assert executor.packer is not None and executor.packer.decision is not None
     assert executor.packer.decision.trials == 2
+    assert executor.packer.decision.reason.endswith("measuring stopped: 2 per GPU is the most the workers allow")
 
 
 class SilentProbe:
