@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from lmtune.checkpoints import CheckpointBudget
 from lmtune.exceptions import ConfigError, LmtuneError
 from lmtune.executors.settings import ExecutionSettings, execution_from_config
-from lmtune.samplers import Sampler, default_sampler, sampler_from_config
+from lmtune.samplers import Sampler, sampler_from_config
 from lmtune.schedulers.base import Scheduler
 from lmtune.space import CategoricalDistribution, SearchSpace, coerce_number
 from lmtune.storage import check_storage_url
@@ -234,9 +234,9 @@ def build_spec(data: Mapping[str, Any], path: Path, text: str = "") -> StudySpec
     if sampler_config:
         if "name" not in sampler_config:
             raise ConfigError("`sampler.name` is required, e.g. sampler: {name: random, seed: 0}")
-        sampler = sampler_from_config(sampler_config)
+        sampler = sampler_from_config(sampler_config, n_trials=model.n_trials)
     else:
-        sampler = default_sampler(None)
+        sampler = sampler_from_config({"name": "auto"}, n_trials=model.n_trials)
     scheduler = None
     if model.scheduler is not None:
         from lmtune.schedulers import scheduler_from_config  # type: ignore[attr-defined]
