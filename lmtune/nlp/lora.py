@@ -28,8 +28,10 @@ def lora_targets(model_type: str, value: Any) -> str | list[str]:
     attention projections), ``all-linear``, a comma-separated string or a list of module names."""
     if value is None or value == "attention":
         if model_type not in ATTENTION_MODULES:
-            raise ConfigError(f"lora_target_modules: no default for model type {model_type!r}; list the module "
-                              f"names, e.g. [q_proj, v_proj], or use all-linear")
+            raise ConfigError(
+                f"lora_target_modules: no default for model type {model_type!r}; list the module "
+                f"names, e.g. [q_proj, v_proj], or use all-linear"
+            )
         return list(ATTENTION_MODULES[model_type])
     if value == "all-linear":
         return "all-linear"
@@ -37,8 +39,9 @@ def lora_targets(model_type: str, value: Any) -> str | list[str]:
         return [v.strip() for v in value.split(",") if v.strip()]
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
         return list(value)
-    raise ConfigError(f"lora_target_modules must be attention, all-linear or a list of module names, "
-                      f"but got {value!r}")
+    raise ConfigError(
+        f"lora_target_modules must be attention, all-linear or a list of module names, but got {value!r}"
+    )
 
 
 def apply_lora(model: torch.nn.Module, task_type: str, params: Mapping[str, Any]) -> torch.nn.Module:

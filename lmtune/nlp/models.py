@@ -34,13 +34,31 @@ from lmtune.nlp.spec import ModelSpec
 
 __all__ = ["ModelSource", "build_model", "load_tokenizer", "resolve_source", "set_dropout", "train_tokenizer"]
 
-SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
-                  "mask_token": "<mask>"}
-_AUTO_CLASSES = {"classification": AutoModelForSequenceClassification, "causal-lm": AutoModelForCausalLM,
-                 "translation": AutoModelForSeq2SeqLM}
+SPECIAL_TOKENS = {
+    "pad_token": "<pad>",
+    "bos_token": "<s>",
+    "eos_token": "</s>",
+    "unk_token": "<unk>",
+    "mask_token": "<mask>",
+}
+_AUTO_CLASSES = {
+    "classification": AutoModelForSequenceClassification,
+    "causal-lm": AutoModelForCausalLM,
+    "translation": AutoModelForSeq2SeqLM,
+}
 # Config attributes that hold dropout probabilities, per family; ``dropout`` sets them all.
-_DROPOUT_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "resid_pdrop", "embd_pdrop", "attn_pdrop",
-                   "dropout", "attention_dropout", "activation_dropout", "dropout_rate", "classifier_dropout")
+_DROPOUT_FIELDS = (
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
+    "resid_pdrop",
+    "embd_pdrop",
+    "attn_pdrop",
+    "dropout",
+    "attention_dropout",
+    "activation_dropout",
+    "dropout_rate",
+    "classifier_dropout",
+)
 
 
 @dataclass(frozen=True)
@@ -81,8 +99,12 @@ def resolve_source(model: ModelSpec, base_dir: Path) -> ModelSource:
     if model.tokenizer is not None:
         tokenizer = _folder_of(model.tokenizer, base_dir, "task.model.tokenizer")
     if model.architecture is not None:
-        return ModelSource("scratch", architecture=model.architecture, tokenizer_path=tokenizer,
-                           name=f"{model.architecture} (from config)")
+        return ModelSource(
+            "scratch",
+            architecture=model.architecture,
+            tokenizer_path=tokenizer,
+            name=f"{model.architecture} (from config)",
+        )
     if model.gguf is not None:
         path = expand_path(model.gguf, base_dir)
         if not path.is_file():
@@ -95,8 +117,10 @@ def resolve_source(model: ModelSpec, base_dir: Path) -> ModelSource:
         ggufs = sorted(root.glob("*.gguf"))
         if len(ggufs) == 1:
             return ModelSource("gguf", ggufs[0], name=model.package)
-        raise ConfigError(f"task.model.package: {model.package!r} holds neither a model/ folder with config.json "
-                          f"nor one .gguf file; point task.model.path at the model folder instead")
+        raise ConfigError(
+            f"task.model.package: {model.package!r} holds neither a model/ folder with config.json "
+            f"nor one .gguf file; point task.model.path at the model folder instead"
+        )
     assert model.path is not None  # ModelSpec guarantees exactly one source
     return ModelSource("folder", _folder_of(model.path, base_dir, "task.model.path"), name=model.path)
 
@@ -104,8 +128,10 @@ def resolve_source(model: ModelSpec, base_dir: Path) -> ModelSource:
 def _folder_of(text: str, base_dir: Path, field: str) -> Path:
     path = expand_path(text, base_dir)
     if not (path / "config.json").is_file() and not (path / "tokenizer.json").is_file():
-        raise ConfigError(f"{field}: {str(path)!r} is not a model folder (no config.json or tokenizer.json); "
-                          f"give a folder written by save_pretrained")
+        raise ConfigError(
+            f"{field}: {str(path)!r} is not a model folder (no config.json or tokenizer.json); "
+            f"give a folder written by save_pretrained"
+        )
     return path
 
 
@@ -121,13 +147,18 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, *, wrap: bool) -> Pre
     tok = Tokenizer(models.BPE(unk_token=SPECIAL_TOKENS["unk_token"]))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS.values()),
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS.values()),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(texts, trainer=trainer)
     if wrap:
         bos, eos = SPECIAL_TOKENS["bos_token"], SPECIAL_TOKENS["eos_token"]
         tok.post_processor = processors.TemplateProcessing(
-            single=f"{bos} $A {eos}", pair=f"{bos} $A {eos} $B {eos}",
+            single=f"{bos} $A {eos}",
+            pair=f"{bos} $A {eos} $B {eos}",
             special_tokens=[(bos, tok.token_to_id(bos)), (eos, tok.token_to_id(eos))],
         )
     return PreTrainedTokenizerFast(tokenizer_object=tok, **SPECIAL_TOKENS)
@@ -158,38 +189,82 @@ def _gguf_weights(path: Path) -> tuple[Any, dict[str, torch.Tensor]]:
     return config, {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def _scratch_config(architecture: str, params: Mapping[str, Any], tokenizer: PreTrainedTokenizerBase,
-                    max_length: int, num_labels: int) -> Any:
+def _scratch_config(
+    architecture: str,
+    params: Mapping[str, Any],
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int,
+    num_labels: int,
+) -> Any:
     layers = int(params.get("num_layers", 2))
     hidden = int(params.get("hidden_size", 128))
     heads = int(params.get("num_heads", 4))
     ffn = int(params.get("ffn_size") or 4 * hidden)
     if hidden % heads:
-        raise ConfigError(f"hidden_size {hidden} must be divisible by num_heads {heads}; choose values that divide")
-    ids = {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id,
-           "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}
+        raise ConfigError(
+            f"hidden_size {hidden} must be divisible by num_heads {heads}; choose values that divide"
+        )
+    ids = {
+        "vocab_size": len(tokenizer),
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
     positions = max(max_length, 64)
     if architecture == "bert":
-        return AutoConfig.for_model("bert", num_hidden_layers=layers, hidden_size=hidden, num_attention_heads=heads,
-                                    intermediate_size=ffn, max_position_embeddings=positions,
-                                    num_labels=num_labels, **ids)
+        return AutoConfig.for_model(
+            "bert",
+            num_hidden_layers=layers,
+            hidden_size=hidden,
+            num_attention_heads=heads,
+            intermediate_size=ffn,
+            max_position_embeddings=positions,
+            num_labels=num_labels,
+            **ids,
+        )
     if architecture == "gpt2":
-        return AutoConfig.for_model("gpt2", n_layer=layers, n_embd=hidden, n_head=heads, n_inner=ffn,
-                                    n_positions=positions, **ids)
+        return AutoConfig.for_model(
+            "gpt2", n_layer=layers, n_embd=hidden, n_head=heads, n_inner=ffn, n_positions=positions, **ids
+        )
     if architecture == "llama":
-        return AutoConfig.for_model("llama", num_hidden_layers=layers, hidden_size=hidden, num_attention_heads=heads,
-                                    num_key_value_heads=heads, intermediate_size=ffn,
-                                    max_position_embeddings=positions, **ids)
+        return AutoConfig.for_model(
+            "llama",
+            num_hidden_layers=layers,
+            hidden_size=hidden,
+            num_attention_heads=heads,
+            num_key_value_heads=heads,
+            intermediate_size=ffn,
+            max_position_embeddings=positions,
+            **ids,
+        )
     if architecture == "bart":
-        return AutoConfig.for_model("bart", encoder_layers=layers, decoder_layers=layers, d_model=hidden,
-                                    encoder_attention_heads=heads, decoder_attention_heads=heads,
-                                    encoder_ffn_dim=ffn, decoder_ffn_dim=ffn, max_position_embeddings=positions,
-                                    decoder_start_token_id=tokenizer.eos_token_id,
-                                    forced_eos_token_id=tokenizer.eos_token_id, scale_embedding=True, **ids)
+        return AutoConfig.for_model(
+            "bart",
+            encoder_layers=layers,
+            decoder_layers=layers,
+            d_model=hidden,
+            encoder_attention_heads=heads,
+            decoder_attention_heads=heads,
+            encoder_ffn_dim=ffn,
+            decoder_ffn_dim=ffn,
+            max_position_embeddings=positions,
+            decoder_start_token_id=tokenizer.eos_token_id,
+            forced_eos_token_id=tokenizer.eos_token_id,
+            scale_embedding=True,
+            **ids,
+        )
     if architecture == "t5":
-        return AutoConfig.for_model("t5", num_layers=layers, num_decoder_layers=layers, d_model=hidden,
-                                    num_heads=heads, d_kv=hidden // heads, d_ff=ffn,
-                                    decoder_start_token_id=tokenizer.pad_token_id, **ids)
+        return AutoConfig.for_model(
+            "t5",
+            num_layers=layers,
+            num_decoder_layers=layers,
+            d_model=hidden,
+            num_heads=heads,
+            d_kv=hidden // heads,
+            d_ff=ffn,
+            decoder_start_token_id=tokenizer.pad_token_id,
+            **ids,
+        )
     raise ConfigError(f"task.model.architecture: unknown architecture {architecture!r}")
 
 
@@ -203,8 +278,14 @@ def _with_dropout(config: Any, dropout: float | None) -> Any:
     return config
 
 
-def build_model(source: ModelSource, task_type: str, params: Mapping[str, Any],
-                tokenizer: PreTrainedTokenizerBase, max_length: int, num_labels: int = 2) -> PreTrainedModel:
+def build_model(
+    source: ModelSource,
+    task_type: str,
+    params: Mapping[str, Any],
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int,
+    num_labels: int = 2,
+) -> PreTrainedModel:
     """A fresh model for one trial, with the trial's dropout and (from scratch) its size parameters.
 
     Weights are initialised under the caller's torch seed, so a trial is reproducible.
@@ -229,8 +310,9 @@ def build_model(source: ModelSource, task_type: str, params: Mapping[str, Any],
         if config.pad_token_id is None:
             config.pad_token_id = tokenizer.pad_token_id
         with _quiet_loading():  # a new classification head is expected: no "newly initialized" report
-            model = auto.from_pretrained(str(source.path), config=_with_dropout(config, dropout),
-                                         trust_remote_code=False)
+            model = auto.from_pretrained(
+                str(source.path), config=_with_dropout(config, dropout), trust_remote_code=False
+            )
     set_dropout(model, dropout)
     return model
 

@@ -23,9 +23,15 @@ from lmtune.exceptions import ConfigError
 __all__ = ["PRESETS", "get_preset"]
 
 
-def _float(low: float, high: float, prior: float, confidence: float = 0.5, log: bool = False) -> dict[str, Any]:
-    spec: dict[str, Any] = {"type": "float", "low": low, "high": high,
-                            "prior": {"value": prior, "confidence": confidence}}
+def _float(
+    low: float, high: float, prior: float, confidence: float = 0.5, log: bool = False
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "type": "float",
+        "low": low,
+        "high": high,
+        "prior": {"value": prior, "confidence": confidence},
+    }
     if log:
         spec["log"] = True
     return spec

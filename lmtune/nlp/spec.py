@@ -21,15 +21,48 @@ METRICS: dict[str, dict[str, str]] = {
 ARCHITECTURES = {"classification": ("bert",), "causal-lm": ("gpt2", "llama"), "translation": ("bart", "t5")}
 
 # Names the training loop reads from ``trial.params`` (or ``task.training``), documented in docs/nlp.md.
-TRAINING_PARAMS = frozenset({
-    "learning_rate", "batch_size", "epochs", "max_steps", "optimizer", "momentum", "nesterov", "beta1", "beta2",
-    "eps", "adagrad_lr_decay", "weight_decay", "warmup_ratio", "warmup_steps", "lr_schedule", "lr_decay_rate",
-    "dropout", "max_length", "finetune", "lora_r", "lora_alpha", "lora_dropout", "lora_target_modules",
-    "num_layers", "hidden_size", "num_heads", "ffn_size", "grad_clip", "gradient_checkpointing", "curriculum",
-    "seed", "label_smoothing",
-    # data augmentation strengths (lmtune.nlp.augment), searchable like any other parameter
-    "augment_synonym", "augment_swap", "augment_deletion", "augment_insertion", "augment_copies",
-})
+TRAINING_PARAMS = frozenset(
+    {
+        "learning_rate",
+        "batch_size",
+        "epochs",
+        "max_steps",
+        "optimizer",
+        "momentum",
+        "nesterov",
+        "beta1",
+        "beta2",
+        "eps",
+        "adagrad_lr_decay",
+        "weight_decay",
+        "warmup_ratio",
+        "warmup_steps",
+        "lr_schedule",
+        "lr_decay_rate",
+        "dropout",
+        "max_length",
+        "finetune",
+        "lora_r",
+        "lora_alpha",
+        "lora_dropout",
+        "lora_target_modules",
+        "num_layers",
+        "hidden_size",
+        "num_heads",
+        "ffn_size",
+        "grad_clip",
+        "gradient_checkpointing",
+        "curriculum",
+        "seed",
+        "label_smoothing",
+        # data augmentation strengths (lmtune.nlp.augment), searchable like any other parameter
+        "augment_synonym",
+        "augment_swap",
+        "augment_deletion",
+        "augment_insertion",
+        "augment_copies",
+    }
+)
 
 
 class _Strict(BaseModel):
@@ -70,7 +103,9 @@ class DataSpec(_Strict):
     validation_fraction: float = Field(0.1, gt=0, lt=1)
     test_fraction: float = Field(0.1, gt=0, lt=1)
     split_seed: int = 0
-    cleaning: dict[str, Any] | None = Field(None, description="options of lmtune.nlp.cleaning.CleaningOptions")
+    cleaning: dict[str, Any] | None = Field(
+        None, description="options of lmtune.nlp.cleaning.CleaningOptions"
+    )
 
     @field_validator("cleaning")
     @classmethod
@@ -111,19 +146,26 @@ class TaskSpec(_Strict):
     def _consistent(self) -> TaskSpec:
         metrics = METRICS[self.type]
         if self.metric is not None and self.metric not in metrics:
-            raise ValueError(f"metric {self.metric!r} is not available for a {self.type} task; use one of "
-                             f"{list(metrics)}")
+            raise ValueError(
+                f"metric {self.metric!r} is not available for a {self.type} task; use one of {list(metrics)}"
+            )
         direction = metrics[self.metric or next(iter(metrics))]
         if self.direction is not None and self.direction != direction:
-            raise ValueError(f"direction {self.direction!r} contradicts metric {self.metric_name!r}, which is "
-                             f"{direction}d; drop `direction` or choose another metric")
+            raise ValueError(
+                f"direction {self.direction!r} contradicts metric {self.metric_name!r}, which is "
+                f"{direction}d; drop `direction` or choose another metric"
+            )
         arch = self.model.architecture
         if arch is not None and arch not in ARCHITECTURES[self.type]:
-            raise ValueError(f"model.architecture {arch!r} cannot do {self.type}; use one of "
-                             f"{list(ARCHITECTURES[self.type])}")
+            raise ValueError(
+                f"model.architecture {arch!r} cannot do {self.type}; use one of "
+                f"{list(ARCHITECTURES[self.type])}"
+            )
         if self.type == "translation" and arch is None:
-            raise ValueError("a translation task builds its model from a config: set model.architecture to "
-                             "bart or t5 (no pretrained encoder-decoder is available offline)")
+            raise ValueError(
+                "a translation task builds its model from a config: set model.architecture to "
+                "bart or t5 (no pretrained encoder-decoder is available offline)"
+            )
         return self
 
     @property

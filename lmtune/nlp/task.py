@@ -64,8 +64,10 @@ class Task:
         labels = [r["label"] for r in self.splits.train] if spec.type == "classification" else []
         self.task_type: TaskType = task_type_for(spec.type, labels)
         if spec.type == "classification" and len(self.task_type.label_names) < 2:
-            raise ConfigError(f"task.data.label: column {spec.data.label!r} has fewer than two classes in the "
-                              f"training data ({self.task_type.label_names}); check the column name")
+            raise ConfigError(
+                f"task.data.label: column {spec.data.label!r} has fewer than two classes in the "
+                f"training data ({self.task_type.label_names}); check the column name"
+            )
         self._encoded: dict[tuple[str, int], list[Example]] = {}
 
     # Identity ---------------------------------------------------------------------------------------------------
@@ -98,8 +100,10 @@ class Task:
                 continue
             path = expand_path(given, root)
             if not path.is_file():
-                raise ConfigError(f"task.data.{split}: file {str(path)!r} not found; paths are relative to "
-                                  f"task.data.root ({str(root)!r}), which is relative to the study file's folder")
+                raise ConfigError(
+                    f"task.data.{split}: file {str(path)!r} not found; paths are relative to "
+                    f"task.data.root ({str(root)!r}), which is relative to the study file's folder"
+                )
             files[split] = path
         return files
 
@@ -127,9 +131,14 @@ class Task:
         data = self.spec.data
         text_like = self.spec.type == "causal-lm"
         splits = make_splits(
-            self._read("train") or [], self._read("validation"), self._read("test"),
-            validation_fraction=data.validation_fraction, test_fraction=data.test_fraction, seed=data.split_seed,
-            label="label" if self.spec.type == "classification" else None, contiguous=text_like,
+            self._read("train") or [],
+            self._read("validation"),
+            self._read("test"),
+            validation_fraction=data.validation_fraction,
+            test_fraction=data.test_fraction,
+            seed=data.split_seed,
+            label="label" if self.spec.type == "classification" else None,
+            contiguous=text_like,
         )
         splits = Splits(
             subsample(splits.train, data.max_train_examples, data.split_seed, keep_order=text_like),
@@ -149,8 +158,11 @@ class Task:
         columns = ["source", "target"] if self.spec.type == "translation" else ["text"]
         label = "label" if self.spec.type == "classification" else None
         cleaned, self.data_summary = clean_splits(
-            {"train": splits.train, "validation": splits.validation, "test": splits.test}, columns,
-            CleaningOptions.from_config(self.spec.data.cleaning), label)
+            {"train": splits.train, "validation": splits.validation, "test": splits.test},
+            columns,
+            CleaningOptions.from_config(self.spec.data.cleaning),
+            label,
+        )
         print(self.data_summary.format(), flush=True)
         return Splits(cleaned["train"], cleaned["validation"], cleaned["test"])
 
@@ -159,8 +171,11 @@ class Task:
     def tokenizer(self) -> Any:
         if self.source.kind == "scratch" and self.source.tokenizer_path is None:
             rows = self.splits.train
-            texts = ([r["source"] for r in rows] + [r["target"] for r in rows] if self.spec.type == "translation"
-                     else [r["text"] for r in rows])
+            texts = (
+                [r["source"] for r in rows] + [r["target"] for r in rows]
+                if self.spec.type == "translation"
+                else [r["text"] for r in rows]
+            )
             return train_tokenizer(texts, self.spec.model.vocab_size, wrap=self.spec.type != "causal-lm")
         return load_tokenizer(self.source)
 
@@ -168,7 +183,9 @@ class Task:
         """The examples of ``split`` at ``max_length`` tokens (computed once per length)."""
         key = (split, max_length)
         if key not in self._encoded:
-            self._encoded[key] = self.task_type.encode(getattr(self.splits, split), self.tokenizer, max_length)
+            self._encoded[key] = self.task_type.encode(
+                getattr(self.splits, split), self.tokenizer, max_length
+            )
         return self._encoded[key]
 
     def build(self, hp: Hyperparameters, max_length: int) -> torch.nn.Module:
@@ -177,7 +194,9 @@ class Task:
         model = build_model(self.source, self.spec.type, asdict(hp), self.tokenizer, max_length, labels)
         if hp.gradient_checkpointing:
             # transformers 5 renamed gradient_checkpointing_enable; take whichever this version has
-            enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+            enable = (
+                getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+            )
             enable()
             model.config.use_cache = False
         if hp.finetune == "lora":
@@ -188,11 +207,18 @@ class Task:
 
     def setup(self, max_length: int) -> TrainingSetup:
         return TrainingSetup(
-            task_type=self.task_type, train=self.encoded("train", max_length),
-            validation=self.encoded("validation", max_length), tokenizer=self.tokenizer,
-            build_model=lambda hp: self.build(hp, max_length), metric=self.metric, direction=self.direction,
-            device=self.device, eval_every_steps=self.spec.eval_every_steps, patience=self.spec.patience,
-            micro_batch_size=self.spec.micro_batch_size, generate_max_length=self.spec.generate_max_length,
+            task_type=self.task_type,
+            train=self.encoded("train", max_length),
+            validation=self.encoded("validation", max_length),
+            tokenizer=self.tokenizer,
+            build_model=lambda hp: self.build(hp, max_length),
+            metric=self.metric,
+            direction=self.direction,
+            device=self.device,
+            eval_every_steps=self.spec.eval_every_steps,
+            patience=self.spec.patience,
+            micro_batch_size=self.spec.micro_batch_size,
+            generate_max_length=self.spec.generate_max_length,
         )
 
     # The objective ----------------------------------------------------------------------------------------------
@@ -201,10 +227,13 @@ class Task:
         params = {**self.spec.training, **trial.params}
         hp = Hyperparameters.from_params(params)
         max_length = int(hp.max_length or self.spec.max_length)
-        return TrialRunner(self._prepared(self.setup(max_length), params, hp, max_length), hp, trial, params).run()
+        return TrialRunner(
+            self._prepared(self.setup(max_length), params, hp, max_length), hp, trial, params
+        ).run()
 
-    def _prepared(self, setup: TrainingSetup, params: Mapping[str, Any], hp: Hyperparameters,
-                  max_length: int) -> TrainingSetup:
+    def _prepared(
+        self, setup: TrainingSetup, params: Mapping[str, Any], hp: Hyperparameters, max_length: int
+    ) -> TrainingSetup:
         """The trial's training data: augmented with the trial's ``augment_*`` strengths (training rows only) and
         ordered by first-model difficulty for ``curriculum: first_model``."""
         rows = self.splits.train
@@ -215,12 +244,17 @@ class Task:
             setup = replace(setup, train=self.task_type.encode(rows, self.tokenizer, max_length))
         if hp.curriculum == "first_model":
             if self.spec.type != "classification":
-                raise ConfigError("curriculum first_model scores examples with a classifier; use it for "
-                                  "classification tasks, or curriculum: shortest / easiest")
+                raise ConfigError(
+                    "curriculum first_model scores examples with a classifier; use it for "
+                    "classification tasks, or curriculum: shortest / easiest"
+                )
             key = (id(rows), int(hp.seed))
             if key not in self._difficulty:  # one first model per training set and seed, not per trial
-                self._difficulty = {key: first_model_difficulty([r["text"] for r in rows],
-                                                                [r["label"] for r in rows], seed=int(hp.seed))}
+                self._difficulty = {
+                    key: first_model_difficulty(
+                        [r["text"] for r in rows], [r["label"] for r in rows], seed=int(hp.seed)
+                    )
+                }
             setup = replace(setup, difficulty=self._difficulty[key].tolist())
         return setup
 
@@ -229,16 +263,24 @@ class Task:
         """Data files (as written in the study file, with SHA-256 and row counts), split sizes, the model's
         identity and the package versions, to be stored with the study."""
         data = self.spec.data
-        files = {split: {"file": getattr(data, split), "sha256": file_sha256(path)}
-                 for split, path in self.files.items()}
+        files = {
+            split: {"file": getattr(data, split), "sha256": file_sha256(path)}
+            for split, path in self.files.items()
+        }
         versions = {}
         for name in _PACKAGES:
             try:
                 versions[name] = importlib.metadata.version(name)
             except importlib.metadata.PackageNotFoundError:
                 versions[name] = None
-        return {"task": self.spec.type, "metric": self.metric, "data": files, "split_sizes": self.splits.sizes(),
-                "model": self.source.identity(), "packages": versions}
+        return {
+            "task": self.spec.type,
+            "metric": self.metric,
+            "data": files,
+            "split_sizes": self.splits.sizes(),
+            "model": self.source.identity(),
+            "packages": versions,
+        }
 
     def _output_dir(self, study: Any) -> Path:
         if self.spec.output_dir is not None:
@@ -250,8 +292,10 @@ class Task:
         try:
             best = study.best_trial
         except ValueError:
-            raise LmtuneError(f"study {study.study_name!r} has no COMPLETE trial, so there is no best model to "
-                              f"save; look at the failure reasons of its trials") from None
+            raise LmtuneError(
+                f"study {study.study_name!r} has no COMPLETE trial, so there is no best model to "
+                f"save; look at the failure reasons of its trials"
+            ) from None
         if not best.checkpoint_dir or not (Path(best.checkpoint_dir) / BEST).is_dir():
             raise ConfigError(f"trial {best.number} has no saved checkpoint; was it run by this task?")
         tensors, meta = load_checkpoint(Path(best.checkpoint_dir) / BEST)
@@ -267,17 +311,31 @@ class Task:
         evaluate it once on the test split. Returns a JSON-able summary (validation and test scores apart)."""
         model, params, max_length = self.load_best(study)
         best = study.best_trial
-        scores = {split: evaluate_model(self.task_type, model, self.encoded(split, max_length), self.tokenizer,
-                                        self.device, generate_max_length=self.spec.generate_max_length)
-                  for split in ("validation", "test")}
+        scores = {
+            split: evaluate_model(
+                self.task_type,
+                model,
+                self.encoded(split, max_length),
+                self.tokenizer,
+                self.device,
+                generate_max_length=self.spec.generate_max_length,
+            )
+            for split in ("validation", "test")
+        }
         out = self._output_dir(study)
         out.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(str(out))
         self.tokenizer.save_pretrained(str(out))
         summary = {
-            "study": study.study_name, "best_trial": best.number, "metric": self.metric,
-            "direction": self.direction, "params": params, "validation_value": best.value,
-            "validation": scores["validation"], "test": scores["test"], "output_dir": str(out),
+            "study": study.study_name,
+            "best_trial": best.number,
+            "metric": self.metric,
+            "direction": self.direction,
+            "params": params,
+            "validation_value": best.value,
+            "validation": scores["validation"],
+            "test": scores["test"],
+            "output_dir": str(out),
             "split_sizes": self.splits.sizes(),
         }
         (out / "lmtune_result.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")

@@ -43,12 +43,19 @@ def collate(examples: Sequence[Example], pad_id: int, device: torch.device) -> d
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
-def _token_losses(logits: torch.Tensor, labels: torch.Tensor, shift: bool, smoothing: float = 0.0) -> torch.Tensor:
+def _token_losses(
+    logits: torch.Tensor, labels: torch.Tensor, shift: bool, smoothing: float = 0.0
+) -> torch.Tensor:
     """Per-token cross-entropy (0 where the label is ignored), shape ``[batch, tokens]``."""
     if shift:
         logits, labels = logits[:, :-1], labels[:, 1:]
-    flat = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), labels.reshape(-1),
-                           ignore_index=IGNORE, reduction="none", label_smoothing=smoothing)
+    flat = F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)).float(),
+        labels.reshape(-1),
+        ignore_index=IGNORE,
+        reduction="none",
+        label_smoothing=smoothing,
+    )
     return flat.view(labels.shape)
 
 
@@ -69,21 +76,25 @@ class TaskType:
             inputs["decoder_input_ids"] = model.prepare_decoder_input_ids_from_labels(labels=batch["labels"])
         return model(**inputs).logits
 
-    def example_losses(self, model: torch.nn.Module, batch: Mapping[str, torch.Tensor],
-                       smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    def example_losses(
+        self, model: torch.nn.Module, batch: Mapping[str, torch.Tensor], smoothing: float = 0.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(summed loss per example, counted tokens per example) of one batch."""
         logits = self.forward(model, batch)
         losses = _token_losses(logits, batch["labels"], self.shift_labels, smoothing)
         labels = batch["labels"][:, 1:] if self.shift_labels else batch["labels"]
         return losses.sum(dim=1), (labels != IGNORE).sum(dim=1)
 
-    def loss(self, model: torch.nn.Module, batch: Mapping[str, torch.Tensor], smoothing: float = 0.0) -> torch.Tensor:
+    def loss(
+        self, model: torch.nn.Module, batch: Mapping[str, torch.Tensor], smoothing: float = 0.0
+    ) -> torch.Tensor:
         """Mean training loss of a batch (token-weighted for sequence outputs)."""
         total, count = self.example_losses(model, batch, smoothing)
         return total.sum() / count.sum().clamp(min=1)
 
-    def evaluate(self, model: torch.nn.Module, batches: Callable[[], Any], tokenizer: Any,
-                 generate_max_length: int) -> dict[str, float]:
+    def evaluate(
+        self, model: torch.nn.Module, batches: Callable[[], Any], tokenizer: Any, generate_max_length: int
+    ) -> dict[str, float]:
         """Metrics over the batches yielded by ``batches()`` (a validation or test split)."""
         raise NotImplementedError
 
@@ -99,17 +110,23 @@ class Classification(TaskType):
 
     def label_id(self, value: Any, where: str) -> int:
         if value not in self._index:
-            raise ConfigError(f"{where}: label {value!r} does not occur in the training data, whose labels are "
-                              f"{self.label_names}; check task.data.label")
+            raise ConfigError(
+                f"{where}: label {value!r} does not occur in the training data, whose labels are "
+                f"{self.label_names}; check task.data.label"
+            )
         return self._index[value]
 
     def encode(self, rows: Sequence[Mapping[str, Any]], tokenizer: Any, max_length: int) -> list[Example]:
         texts = [str(r["text"]) for r in rows]
         ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
-        return [{"input_ids": i, "labels": self.label_id(r["label"], "task.data")} for i, r in zip(ids, rows, strict=True)]
+        return [
+            {"input_ids": i, "labels": self.label_id(r["label"], "task.data")}
+            for i, r in zip(ids, rows, strict=True)
+        ]
 
-    def evaluate(self, model: torch.nn.Module, batches: Callable[[], Any], tokenizer: Any,
-                 generate_max_length: int) -> dict[str, float]:
+    def evaluate(
+        self, model: torch.nn.Module, batches: Callable[[], Any], tokenizer: Any, generate_max_length: int
+    ) -> dict[str, float]:
         preds: list[int] = []
         gold: list[int] = []
         total = 0.0
@@ -118,12 +135,15 @@ class Classification(TaskType):
             total += float(F.cross_entropy(logits.float(), batch["labels"], reduction="sum"))
             preds.extend(logits.argmax(-1).tolist())
             gold.extend(batch["labels"].tolist())
-        return {"accuracy": metrics.accuracy(preds, gold),
-                "macro_f1": metrics.macro_f1(preds, gold, len(self.label_names)),
-                "loss": total / max(len(gold), 1)}
+        return {
+            "accuracy": metrics.accuracy(preds, gold),
+            "macro_f1": metrics.macro_f1(preds, gold, len(self.label_names)),
+            "loss": total / max(len(gold), 1),
+        }
 
-    def example_losses(self, model: torch.nn.Module, batch: Mapping[str, torch.Tensor],
-                       smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    def example_losses(
+        self, model: torch.nn.Module, batch: Mapping[str, torch.Tensor], smoothing: float = 0.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.forward(model, batch)
         losses = F.cross_entropy(logits.float(), batch["labels"], reduction="none", label_smoothing=smoothing)
         return losses, torch.ones_like(losses)
@@ -145,8 +165,9 @@ class CausalLM(TaskType):
         blocks = [stream[i : i + max_length] for i in range(0, len(stream), max_length)]
         return [{"input_ids": b, "labels": b} for b in blocks if len(b) > 1]
 
-    def evaluate(self, model: torch.nn.Module, batches: Callable[[], Any], tokenizer: Any,
-                 generate_max_length: int) -> dict[str, float]:
+    def evaluate(
+        self, model: torch.nn.Module, batches: Callable[[], Any], tokenizer: Any, generate_max_length: int
+    ) -> dict[str, float]:
         total, count = 0.0, 0
         for batch in batches():
             loss, n = self._loss_sum(model, batch)
@@ -160,25 +181,34 @@ class Translation(TaskType):
 
     def encode(self, rows: Sequence[Mapping[str, Any]], tokenizer: Any, max_length: int) -> list[Example]:
         src = tokenizer([str(r["source"]) for r in rows], truncation=True, max_length=max_length)["input_ids"]
-        tgt = tokenizer(text_target=[str(r["target"]) for r in rows], truncation=True,
-                        max_length=max_length)["input_ids"]
+        tgt = tokenizer(text_target=[str(r["target"]) for r in rows], truncation=True, max_length=max_length)[
+            "input_ids"
+        ]
         return [{"input_ids": s, "labels": t} for s, t in zip(src, tgt, strict=True)]
 
-    def evaluate(self, model: torch.nn.Module, batches: Callable[[], Any], tokenizer: Any,
-                 generate_max_length: int) -> dict[str, float]:
+    def evaluate(
+        self, model: torch.nn.Module, batches: Callable[[], Any], tokenizer: Any, generate_max_length: int
+    ) -> dict[str, float]:
         total, count = 0.0, 0
         hypotheses: list[str] = []
         references: list[str] = []
         for batch in batches():
             loss, n = self._loss_sum(model, batch)
             total, count = total + loss, count + n
-            generated = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                       max_new_tokens=generate_max_length, num_beams=1, do_sample=False)
+            generated = model.generate(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                max_new_tokens=generate_max_length,
+                num_beams=1,
+                do_sample=False,
+            )
             hypotheses.extend(tokenizer.batch_decode(generated, skip_special_tokens=True))
             labels = batch["labels"].masked_fill(batch["labels"] == IGNORE, tokenizer.pad_token_id)
             references.extend(tokenizer.batch_decode(labels, skip_special_tokens=True))
-        return {"bleu": metrics.corpus_bleu([h.strip() for h in hypotheses], [r.strip() for r in references]),
-                "loss": total / max(count, 1)}
+        return {
+            "bleu": metrics.corpus_bleu([h.strip() for h in hypotheses], [r.strip() for r in references]),
+            "loss": total / max(count, 1),
+        }
 
 
 def task_type_for(name: str, train_labels: Sequence[Any] = ()) -> TaskType:

@@ -70,22 +70,37 @@ def free_memory(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def batches_of(examples: Sequence[Example], size: int, pad_id: int, device: torch.device
-               ) -> Iterator[dict[str, torch.Tensor]]:
+def batches_of(
+    examples: Sequence[Example], size: int, pad_id: int, device: torch.device
+) -> Iterator[dict[str, torch.Tensor]]:
     """Padded evaluation batches, ordered by length so little padding is computed."""
     order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))
     for start in range(0, len(order), size):
         yield collate([examples[i] for i in order[start : start + size]], pad_id, device)
 
 
-def evaluate_model(task_type: TaskType, model: torch.nn.Module, examples: Sequence[Example], tokenizer: Any,
-                   device: torch.device, *, batch_size: int = 32, generate_max_length: int = 64) -> dict[str, float]:
+def evaluate_model(
+    task_type: TaskType,
+    model: torch.nn.Module,
+    examples: Sequence[Example],
+    tokenizer: Any,
+    device: torch.device,
+    *,
+    batch_size: int = 32,
+    generate_max_length: int = 64,
+) -> dict[str, float]:
     """All metrics of ``task_type`` for ``model`` on ``examples`` (bf16 autocast on a GPU)."""
     model.eval()
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    )
     with torch.inference_mode(), autocast:
-        return task_type.evaluate(model, lambda: batches_of(examples, batch_size, tokenizer.pad_token_id, device),
-                                  tokenizer, generate_max_length)
+        return task_type.evaluate(
+            model,
+            lambda: batches_of(examples, batch_size, tokenizer.pad_token_id, device),
+            tokenizer,
+            generate_max_length,
+        )
 
 
 class TrialRunner:
@@ -125,16 +140,22 @@ class TrialRunner:
         missing, unexpected = self.model.load_state_dict(tensors["model"], strict=False)
         trained = {n for n, p in self.model.named_parameters() if p.requires_grad}
         if unexpected or trained & set(missing):
-            raise LmtuneError(f"checkpoint {folder} does not fit this trial's model (missing "
-                              f"{sorted(trained & set(missing))[:5]}, unexpected {sorted(unexpected)[:5]}); "
-                              f"a resumed trial must keep its architecture parameters")
+            raise LmtuneError(
+                f"checkpoint {folder} does not fit this trial's model (missing "
+                f"{sorted(trained & set(missing))[:5]}, unexpected {sorted(unexpected)[:5]}); "
+                f"a resumed trial must keep its architecture parameters"
+            )
         if meta.get("optimizer") == self.hp.optimizer:
             self.optimizer.load_state_dict(tensors["optimizer"])
             apply_to_optimizer(self.optimizer, self.hp)
-        own = meta.get("trial") == self.trial.number  # else inherited, e.g. copied by population-based training
+        own = (
+            meta.get("trial") == self.trial.number
+        )  # else inherited, e.g. copied by population-based training
         saved = Progress(**meta["progress"])
         if not own:  # keep the parent's position, not its best score
-            saved = Progress(epoch=saved.epoch, step=saved.step, batch=saved.batch, report_step=saved.report_step)
+            saved = Progress(
+                epoch=saved.epoch, step=saved.step, batch=saved.batch, report_step=saved.report_step
+            )
         self.progress = saved
         self.evaluated_at = saved.step
         self.history = list(meta.get("history", [])) if own else []
@@ -192,16 +213,28 @@ class TrialRunner:
                 self.optimizer.zero_grad(set_to_none=True)
                 free_memory(self.device)
                 if self.micro <= 1:
-                    raise OutOfMemory(f"out of memory even with a micro-batch of 1 example "
-                                      f"(batch_size {self.hp.batch_size}): {exc}") from None
+                    raise OutOfMemory(
+                        f"out of memory even with a micro-batch of 1 example "
+                        f"(batch_size {self.hp.batch_size}): {exc}"
+                    ) from None
                 self.micro = max(1, self.micro // 2)
-                logger.warning("trial %s: out of memory; micro-batch %d with %d accumulation steps",
-                               self.trial.number, self.micro, math.ceil(len(examples) / self.micro))
+                logger.warning(
+                    "trial %s: out of memory; micro-batch %d with %d accumulation steps",
+                    self.trial.number,
+                    self.micro,
+                    math.ceil(len(examples) / self.micro),
+                )
         if self.hp.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad],
-                                           float(self.hp.grad_clip))
-        factor = lr_factor(self.progress.step, self.total_steps, self.warmup_steps, self.hp.lr_schedule,
-                           self.hp.lr_decay_rate)
+            torch.nn.utils.clip_grad_norm_(
+                [p for p in self.model.parameters() if p.requires_grad], float(self.hp.grad_clip)
+            )
+        factor = lr_factor(
+            self.progress.step,
+            self.total_steps,
+            self.warmup_steps,
+            self.hp.lr_schedule,
+            self.hp.lr_decay_rate,
+        )
         for group in self.optimizer.param_groups:
             group["lr"] = group["base_lr"] * factor
         self.optimizer.step()
@@ -218,7 +251,9 @@ class TrialRunner:
                 self._resume(resume)
                 set_dropout(self.model, self.hp.dropout)
             elif resume is not None:  # stopped before its first evaluation: nothing to resume
-                logger.info("trial %s: no checkpoint in %s; training from the start", self.trial.number, resume)
+                logger.info(
+                    "trial %s: no checkpoint in %s; training from the start", self.trial.number, resume
+                )
             self._train()
         finally:
             if self.train_seconds > 0:  # examples per second of the optimizer steps (first step excluded)
@@ -244,8 +279,13 @@ class TrialRunner:
                     self.examples_trained += len(examples)
                 self.steps_run += 1
                 cuda = self.device.type == "cuda"
-                self.progress_report.update(self.steps_run, torch.cuda.max_memory_reserved(self.device) if cuda else 0)
-                self.loss_sum, self.loss_count = self.loss_sum + loss * len(examples), self.loss_count + len(examples)
+                self.progress_report.update(
+                    self.steps_run, torch.cuda.max_memory_reserved(self.device) if cuda else 0
+                )
+                self.loss_sum, self.loss_count = (
+                    self.loss_sum + loss * len(examples),
+                    self.loss_count + len(examples),
+                )
                 p.step, p.batch = p.step + 1, b + 1
                 every = self.setup.eval_every_steps
                 if every and p.step % every == 0 and self._evaluate_and_report(p.step):
@@ -262,8 +302,15 @@ class TrialRunner:
     # Evaluation, reports, checkpoints ---------------------------------------------------------------------------
     def evaluate(self) -> dict[str, float]:
         setup = self.setup
-        scores = evaluate_model(setup.task_type, self.model, setup.validation, setup.tokenizer, self.device,
-                                batch_size=max(self.micro * 2, 16), generate_max_length=setup.generate_max_length)
+        scores = evaluate_model(
+            setup.task_type,
+            self.model,
+            setup.validation,
+            setup.tokenizer,
+            self.device,
+            batch_size=max(self.micro * 2, 16),
+            generate_max_length=setup.generate_max_length,
+        )
         self.model.train()
         return scores
 
@@ -273,38 +320,59 @@ class TrialRunner:
         scores = self.evaluate()
         value = scores[self.setup.metric]
         if not math.isfinite(value):
-            raise LmtuneError(f"training diverged: validation {self.setup.metric} is {value} at step {p.step}; "
-                              f"lower the learning rate")
+            raise LmtuneError(
+                f"training diverged: validation {self.setup.metric} is {value} at step {p.step}; "
+                f"lower the learning rate"
+            )
         self.evaluated_at, p.report_step = p.step, report_step
         train_loss = self.loss_sum / max(self.loss_count, 1)
         self.loss_sum, self.loss_count = 0.0, 0
-        self.history.append({"step": report_step, "optimizer_step": p.step, "train_loss": train_loss, **scores})
+        self.history.append(
+            {"step": report_step, "optimizer_step": p.step, "train_loss": train_loss, **scores}
+        )
         if p.best_value is None or self.sign * (value - p.best_value) > 0:
             p.best_value, p.best_step, p.best_metrics, p.bad_evals = value, report_step, scores, 0
-            save_checkpoint(Path(self.trial.checkpoint_dir) / BEST, tensors={"model": trainable_state(self.model)},
-                            meta={"params": self.params, "metrics": scores, "report_step": report_step})
+            save_checkpoint(
+                Path(self.trial.checkpoint_dir) / BEST,
+                tensors={"model": trainable_state(self.model)},
+                meta={"params": self.params, "metrics": scores, "report_step": report_step},
+            )
         else:
             p.bad_evals += 1
         self._save_last()
         self.trial.set_user_attr("eval_history", self.history)
-        logger.info("trial %s step %d: validation %s %.4f (train loss %.4f)", self.trial.number, report_step,
-                    self.setup.metric, value, train_loss)
+        logger.info(
+            "trial %s step %d: validation %s %.4f (train loss %.4f)",
+            self.trial.number,
+            report_step,
+            self.setup.metric,
+            value,
+            train_loss,
+        )
         self.trial.report(value, report_step)
         if self.trial.should_stop():
             return True
         if self.setup.patience and p.bad_evals >= self.setup.patience:
-            logger.info("trial %s: no improvement in %d evaluations; stopping early", self.trial.number,
-                        p.bad_evals)
+            logger.info(
+                "trial %s: no improvement in %d evaluations; stopping early", self.trial.number, p.bad_evals
+            )
             return True
         budget = self.trial.budget
         return budget is not None and report_step >= budget
 
     def _save_last(self) -> None:
-        tensors: dict[str, Any] = {"model": trainable_state(self.model), "optimizer": self.optimizer.state_dict(),
-                                   "rng": torch.get_rng_state()}
+        tensors: dict[str, Any] = {
+            "model": trainable_state(self.model),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": torch.get_rng_state(),
+        }
         if self.first_order is not None:
             tensors["first_order"] = torch.tensor(self.first_order)
-        meta = {"trial": self.trial.number, "progress": asdict(self.progress), "params": self.params,
-                "optimizer": self.hp.optimizer,
-                "history": self.history}
+        meta = {
+            "trial": self.trial.number,
+            "progress": asdict(self.progress),
+            "params": self.params,
+            "optimizer": self.hp.optimizer,
+            "history": self.history,
+        }
         save_checkpoint(Path(self.trial.checkpoint_dir) / LAST, tensors=tensors, meta=meta)

@@ -13,10 +13,21 @@ def trec_task(data_dir: Path, **training: Any) -> dict[str, Any]:
     return {
         "type": "classification",
         "model": {"architecture": "bert", "vocab_size": 600},
-        "data": {"root": str(data_dir / "trec"), "train": "train.jsonl.gz", "test": "test.jsonl.gz",
-                 "max_train_examples": 480, "max_eval_examples": 96},
+        "data": {
+            "root": str(data_dir / "trec"),
+            "train": "train.jsonl.gz",
+            "test": "test.jsonl.gz",
+            "max_train_examples": 480,
+            "max_eval_examples": 96,
+        },
         "max_length": 32,
         "patience": None,
-        "training": {"epochs": 2, "learning_rate": 3e-3, "batch_size": 32, "warmup_ratio": 0.0, **TINY,
-                     **training},
+        "training": {
+            "epochs": 2,
+            "learning_rate": 3e-3,
+            "batch_size": 32,
+            "warmup_ratio": 0.0,
+            **TINY,
+            **training,
+        },
     }

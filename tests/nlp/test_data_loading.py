@@ -25,11 +25,11 @@ def _write(path: Path, text: str) -> Path:
 
 @pytest.mark.parametrize("gz", [False, True])
 def test_every_format_reads_the_same_rows(tmp_path: Path, gz: bool) -> None:
-    rows = [{"text": "a, \"quoted\" one", "label": "x"}, {"text": "zwei Äpfel", "label": "y"}]
+    rows = [{"text": 'a, "quoted" one', "label": "x"}, {"text": "zwei Äpfel", "label": "y"}]
     ext = ".gz" if gz else ""
     files = {
-        "csv": "text,label\n\"a, \"\"quoted\"\" one\",x\nzwei Äpfel,y\n",
-        "tsv": "text\tlabel\na, \"quoted\" one\tx\nzwei Äpfel\ty\n",
+        "csv": 'text,label\n"a, ""quoted"" one",x\nzwei Äpfel,y\n',
+        "tsv": 'text\tlabel\na, "quoted" one\tx\nzwei Äpfel\ty\n',
         "jsonl": "".join(json.dumps(r) + "\n" for r in rows),
         "json": json.dumps(rows),
     }
@@ -61,20 +61,26 @@ def test_one_file_gives_80_10_10_and_train_plus_test_carves_validation() -> None
     assert splits.sizes() == {"train": 240, "validation": 30, "test": 30}
     assert Counter(r["label"] for r in splits.test) == {0: 10, 1: 10, 2: 10}
     test = ROWS[:20]
-    splits = make_splits(ROWS[20:], None, test, validation_fraction=0.1, test_fraction=0.1, seed=0, label="label")
+    splits = make_splits(
+        ROWS[20:], None, test, validation_fraction=0.1, test_fraction=0.1, seed=0, label="label"
+    )
     assert splits.test == test  # the given test split stays untouched
     assert splits.sizes() == {"train": 253, "validation": 27, "test": 20}  # 9 per class of 93-94
 
 
 def test_contiguous_split_holds_out_the_end_of_the_text() -> None:
-    splits = make_splits(ROWS, None, None, validation_fraction=0.1, test_fraction=0.1, seed=0, contiguous=True)
+    splits = make_splits(
+        ROWS, None, None, validation_fraction=0.1, test_fraction=0.1, seed=0, contiguous=True
+    )
     assert splits.test == ROWS[270:] and splits.validation == ROWS[240:270] and splits.train == ROWS[:240]
     assert subsample(ROWS, 5, 0, keep_order=True) == ROWS[:5]
     picked = subsample(ROWS, 50, 0)
     assert len(picked) == 50 and picked == subsample(ROWS, 50, 0) and picked != ROWS[:50]
 
 
-def test_paths_expand_environment_variables_with_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_paths_expand_environment_variables_with_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("LMTUNE_TEST_DATA", raising=False)
     assert expand_path("${LMTUNE_TEST_DATA:-sub}/f.tsv", tmp_path) == tmp_path / "sub" / "f.tsv"
     monkeypatch.setenv("LMTUNE_TEST_DATA", "/elsewhere")

