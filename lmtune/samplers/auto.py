@@ -5,7 +5,10 @@
 * GP-based BO while the space has at most ``gp_max_params`` parameters and fewer than ``gp_max_trials`` trials
   have finished (the GP finds good points with fewer trials; its cost grows with the history);
 * TPE otherwise: many parameters, long studies (it takes over once ``gp_max_trials`` trials have finished, or from
-  the start when the budget exceeds ``4 * gp_max_trials``).
+  the start when the budget exceeds ``4 * gp_max_trials``), and categorical-heavy spaces: at least
+  ``tpe_min_categoricals`` categorical parameters with three or more choices each. The GP models a categorical
+  through one smooth coordinate, so with several many-valued categoricals it keeps the combination of its first good
+  point; TPE models each categorical by its own frequencies among good and bad trials and keeps exploring them.
 
 The choice is a function of (space, history, budget), so every worker makes the same one, and each change is logged
 with its reason. Define-by-run parameters outside the modelled space get univariate TPE.
@@ -23,7 +26,7 @@ from lmtune.samplers.base import Sampler
 from lmtune.samplers.gp import GPSampler
 from lmtune.samplers.grid import GridSampler
 from lmtune.samplers.tpe import IndependentTPE
-from lmtune.space import SearchSpace
+from lmtune.space import CategoricalDistribution, SearchSpace
 from lmtune.trial import TrialState
 
 __all__ = ["AutoSampler"]
@@ -42,12 +45,14 @@ class AutoSampler(IndependentTPE):
         gp_max_params: int = 12,
         gp_max_trials: int = 300,
         grid_max_size: int = 32,
+        tpe_min_categoricals: int = 2,
     ) -> None:
         super().__init__(seed)
         self.n_trials = None if n_trials is None else check_int("n_trials", n_trials, 1)
         self.gp_max_params = check_int("gp_max_params", gp_max_params, 0)
         self.gp_max_trials = check_int("gp_max_trials", gp_max_trials, 0)
         self.grid_max_size = check_int("grid_max_size", grid_max_size, 0)
+        self.tpe_min_categoricals = check_int("tpe_min_categoricals", tpe_min_categoricals, 1)
         self.grid = GridSampler(seed=self.seed)
         self.gp = GPSampler(seed=self.seed)
         self._announced: dict[str, str] = {}
@@ -62,6 +67,7 @@ class AutoSampler(IndependentTPE):
             "gp_max_params": self.gp_max_params,
             "gp_max_trials": self.gp_max_trials,
             "grid_max_size": self.grid_max_size,
+            "tpe_min_categoricals": self.tpe_min_categoricals,
         }
         return (_rebuild, (type(self), settings))
 
@@ -74,6 +80,16 @@ class AutoSampler(IndependentTPE):
         d = len(space)
         if d > self.gp_max_params:
             return self.tpe, f"{d} parameters > {self.gp_max_params}, too many for the GP"
+        many_valued = [
+            n
+            for n, dist in space.items()
+            if isinstance(dist, CategoricalDistribution) and len(dist.choices) >= 3
+        ]
+        if len(many_valued) >= self.tpe_min_categoricals:
+            return self.tpe, (
+                f"{len(many_valued)} categorical parameters with 3 or more choices ({', '.join(many_valued)}) "
+                f">= {self.tpe_min_categoricals}: TPE models categoricals better than the GP"
+            )
         if self.n_trials is not None and self.n_trials > 4 * self.gp_max_trials:
             return self.tpe, f"a long study ({self.n_trials} trials): TPE's cost stays flat"
         finished = sum(1 for r in history.records if r.state is TrialState.COMPLETE)
@@ -113,6 +129,7 @@ class AutoSampler(IndependentTPE):
             "gp_max_params": self.gp_max_params,
             "gp_max_trials": self.gp_max_trials,
             "grid_max_size": self.grid_max_size,
+            "tpe_min_categoricals": self.tpe_min_categoricals,
         }
 
 
