@@ -3,7 +3,8 @@
 A lost trial is FAILED with a reason starting "worker lost"; with ``retry: {max_retries: N}`` a WAITING copy of it
 (same parameters, ``retry_of`` = the lost trial's number, ``resume_from`` = its checkpoint folder where it wrote one)
 is enqueued, and whichever worker asks next runs it. Errors raised by the objective are not retried: they would
-fail again.
+fail again. Where a worker sees the trial's process vanish, failing it and enqueuing the copy are one storage step,
+so a study filled up to its trial count stays exact.
 """
 
 from __future__ import annotations
@@ -44,15 +45,9 @@ class RetryPolicy:
         """
         retries = []
         for record in failed:
-            attempt = int(record.system_attrs.get("retry_count", 0))
-            if not is_lost(record) or attempt >= self.max_retries:
+            attrs = self.retry_attrs(record)
+            if attrs is None:
                 continue
-            attrs: dict[str, Any] = {"retry_of": record.number, "retry_count": attempt + 1}
-            resume = record.checkpoint_dir or record.system_attrs.get("resume_from")
-            if resume:
-                attrs["resume_from"] = resume
-            if "budget" in record.system_attrs:
-                attrs["budget"] = record.system_attrs["budget"]
             retry = study.storage.create_trial(
                 study.study_id,
                 state=TrialState.WAITING,
@@ -61,21 +56,40 @@ class RetryPolicy:
                 system_attrs=attrs,
             )
             if retry is not None:
-                logger.warning("trial %d (%s) is retried as trial %d, attempt %d of %d", record.number,
-                               record.failure_reason, retry.number, attempt + 1, self.max_retries)
+                self.say_retried(record, retry)
                 retries.append(retry)
         return retries
+
+    def retry_attrs(self, record: TrialRecord) -> dict[str, Any] | None:
+        """The system attributes of a failed trial's retry; None when it is not lost or has no retries left."""
+        attempt = int(record.system_attrs.get("retry_count", 0))
+        if not is_lost(record) or attempt >= self.max_retries:
+            return None
+        attrs: dict[str, Any] = {"retry_of": record.number, "retry_count": attempt + 1}
+        resume = record.checkpoint_dir or record.system_attrs.get("resume_from")
+        if resume:
+            attrs["resume_from"] = resume
+        if "budget" in record.system_attrs:
+            attrs["budget"] = record.system_attrs["budget"]
+        return attrs
+
+    def say_retried(self, record: TrialRecord, retry: TrialRecord) -> None:
+        logger.warning("trial %d (%s) is retried as trial %d, attempt %d of %d", record.number,
+                       record.failure_reason, retry.number, retry.system_attrs["retry_count"], self.max_retries)
 
 
 def fail_lost_trial(study: Study, trial_id: int, reason: str) -> TrialRecord | None:
     """Fail a RUNNING trial whose process vanished (reason "worker lost: ...") and retry it if the study's policy
     says so. None when the trial was finished already (it told its outcome, or another worker failed it)."""
     full_reason = reason if reason.startswith(WORKER_LOST) else f"{WORKER_LOST}: {reason}"
+    policy = study.retry
     try:
-        record = study.storage.finish_trial(trial_id, TrialState.FAILED, None, full_reason)
+        record, retry = study.storage.fail_trial(
+            study.study_id, trial_id, full_reason, policy.retry_attrs if policy is not None else None
+        )
     except TrialStateError:
         return None
     logger.warning("trial %d failed: %s", record.number, full_reason)
-    if study.retry is not None:
-        study.retry.enqueue_retries(study, [record])
+    if policy is not None and retry is not None:
+        policy.say_retried(record, retry)
     return record

@@ -16,7 +16,7 @@ Contract for implementations (the conformance suite in :mod:`lmtune.testing.stor
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,6 +147,33 @@ class Storage(ABC):
         failure_reason: str | None = None,
     ) -> TrialRecord:
         """Move a trial to ``state`` (COMPLETE, PRUNED, FAILED or PAUSED) and return the new record."""
+
+    def fail_trial(
+        self,
+        study_id: int,
+        trial_id: int,
+        failure_reason: str,
+        retry: Callable[[TrialRecord], Mapping[str, Any] | None] | None = None,
+    ) -> tuple[TrialRecord, TrialRecord | None]:
+        """FAIL a trial and, when ``retry(failed record)`` gives system attributes, enqueue a WAITING copy with
+        the same parameters and those attributes; return (failed record, the copy or None).
+
+        Backends make the two one atomic step, so the slot the failure frees goes to the copy, never to a trial
+        another worker creates in between: a study filled up to ``max_trials`` stays exact. This default takes two
+        steps, for backends that cannot do better.
+        """
+        failed = self.finish_trial(trial_id, TrialState.FAILED, None, failure_reason)
+        attrs = retry(failed) if retry is not None else None
+        if attrs is None:
+            return failed, None
+        copy = self.create_trial(
+            study_id,
+            state=TrialState.WAITING,
+            params=failed.params,
+            distributions=failed.distributions,
+            system_attrs=attrs,
+        )
+        return failed, copy
 
     @abstractmethod
     def heartbeat(self, trial_ids: Collection[int]) -> None:

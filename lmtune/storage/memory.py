@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -204,6 +204,16 @@ class InMemoryStorage(Storage):
                 failure_reason=failure_reason,
                 finished_at=now() if state.is_finished() else None,
             )
+
+    def fail_trial(
+        self,
+        study_id: int,
+        trial_id: int,
+        failure_reason: str,
+        retry: Callable[[TrialRecord], Mapping[str, Any] | None] | None = None,
+    ) -> tuple[TrialRecord, TrialRecord | None]:
+        with self._lock:  # re-entrant: both steps happen under it, which makes them one
+            return super().fail_trial(study_id, trial_id, failure_reason, retry)
 
     def heartbeat(self, trial_ids: Collection[int]) -> None:
         with self._lock:

@@ -291,36 +291,24 @@ class SQLStorage(Storage):
     ) -> TrialRecord | None:
         if state not in (TrialState.WAITING, TrialState.RUNNING):
             raise ValueError(f"a new trial must be WAITING or RUNNING, not {state.value}")
-        t = now() if state is TrialState.RUNNING else None
-        values: dict[str, Any] = {
-            "study_id": study_id,
-            "state": state.value,
-            "params": dumps(dict(params or {})),
-            "distributions": json.dumps(encode_distributions(distributions or {})),
-            "intermediate": "{}",
-            "user_attrs": "{}",
-            "system_attrs": dumps(dict(system_attrs or {})),
-            "worker_id": worker_id,
-            "started_at": t,
-            "heartbeat_at": t,
-            "value": None,
-            "failure_reason": None,
-            "finished_at": None,
-        }
-
+        values = _new_trial(study_id, state, params, distributions, system_attrs, worker_id)
         if not self._db.sqlite:
             return self._create_in_one_statement(study_id, values, max_trials)
+        return self._write_or_none(lambda conn: self._insert(conn, study_id, values, max_trials), study_id)
 
-        def tx(conn: Connection) -> TrialRecord:
-            seq, n_trials, n_failed = self._bump(conn, study_id, new=1)
-            number = n_trials - 1
-            if max_trials is not None and number - n_failed >= max_trials:  # FAILED trials hold no slot
-                raise _Unchanged
-            row = {**values, "number": number, "seq": seq}
-            trial_id = cast(Any, conn.execute(INSERT_TRIAL, row).inserted_primary_key)[0]
-            return record_from_row({**row, "trial_id": int(trial_id)})
+    def _insert(
+        self, conn: Connection, study_id: int, values: dict[str, Any], max_trials: int | None
+    ) -> TrialRecord:
+        """Within a write transaction: number and insert a new trial (_Unchanged when the study is full)."""
+        seq, n_trials, n_failed = self._bump(conn, study_id, new=1)
+        number = n_trials - 1
+        if max_trials is not None and number - n_failed >= max_trials:  # FAILED trials hold no slot
+            raise _Unchanged
+        row = {**values, "number": number, "seq": seq}
+        trial_id = cast(Any, conn.execute(INSERT_TRIAL, row).inserted_primary_key)[0]
+        return record_from_row({**row, "trial_id": int(trial_id)})
 
-        return self._write_or_none(tx, study_id)
+
 
     def _create_in_one_statement(
         self, study_id: int, values: dict[str, Any], max_trials: int | None
@@ -441,14 +429,7 @@ class SQLStorage(Storage):
             raise ConfigError(f"a trial's value must be a finite number or None, but got {value!r}")
 
         study_id = self._study_of(trial_id)
-        values = {
-            "state": state.value,
-            "value": None if value is None else float(value),
-            "failure_reason": failure_reason,
-            "finished_at": now() if state.is_finished() else None,
-            "tid": trial_id,
-            "sources": SOURCES[state],
-        }
+        values = _finish_values(trial_id, state, value, failure_reason)
         self._rows.pop(trial_id, None)
         if not self._db.sqlite and state is not TrialState.FAILED:
             # One statement; a transition it did not apply is redone below, which raises the right error.
@@ -457,16 +438,43 @@ class SQLStorage(Storage):
             if row is not None:
                 return record_from_row(row._mapping)
 
-        def tx(conn: Connection) -> TrialRecord:
-            values["seq"], _, _ = self._bump(conn, study_id, failed=int(state is TrialState.FAILED))
-            row = conn.execute(FINISH, values).first()
-            if row is None:  # not allowed from its state: say why (and roll back)
-                current = conn.execute(SELECT_TRIAL, {"tid": trial_id}).one()
-                check_transition(current.number, TrialState(current.state), state)
-                raise StorageError(f"trial {current.number} changed while it was being finished")
-            return record_from_row(row._mapping)
+        return self._db.write(lambda conn: self._finish(conn, study_id, values))
 
-        return self._db.write(tx)
+    def _finish(self, conn: Connection, study_id: int, values: dict[str, Any]) -> TrialRecord:
+        """Within a write transaction: apply ``finish_trial``'s ``values``, or raise why it does not apply."""
+        state = TrialState(values["state"])
+        values["seq"], _, _ = self._bump(conn, study_id, failed=int(state is TrialState.FAILED))
+        row = conn.execute(FINISH, values).first()
+        if row is None:  # not allowed from its state: say why (and roll back)
+            current = conn.execute(SELECT_TRIAL, {"tid": values["tid"]}).one()
+            check_transition(current.number, TrialState(current.state), state)
+            raise StorageError(f"trial {current.number} changed while it was being finished")
+        return record_from_row(row._mapping)
+
+    def fail_trial(
+        self,
+        study_id: int,
+        trial_id: int,
+        failure_reason: str,
+        retry: Callable[[TrialRecord], Mapping[str, Any] | None] | None = None,
+    ) -> tuple[TrialRecord, TrialRecord | None]:
+        self._rows.pop(trial_id, None)
+        values = _finish_values(trial_id, TrialState.FAILED, None, failure_reason)
+
+        def tx(conn: Connection) -> tuple[TrialRecord, TrialRecord | None]:
+            failed = self._finish(conn, study_id, values)
+            attrs = retry(failed) if retry is not None else None
+            if attrs is None:
+                return failed, None
+            copy = _new_trial(
+                study_id, TrialState.WAITING, failed.params, failed.distributions, attrs, None
+            )
+            return failed, self._insert(conn, study_id, copy, None)
+
+        failed, copy = self._db.write(tx)
+        if copy is not None:
+            self._trial_study[copy.trial_id] = study_id
+        return failed, copy
 
     def heartbeat(self, trial_ids: Collection[int]) -> None:
         ids = [int(t) for t in trial_ids]
@@ -514,3 +522,44 @@ class SQLStorage(Storage):
 
     def close(self) -> None:
         self._db.dispose()
+
+
+def _new_trial(
+    study_id: int,
+    state: TrialState,
+    params: Mapping[str, Any] | None,
+    distributions: Mapping[str, Distribution] | None,
+    system_attrs: Mapping[str, Any] | None,
+    worker_id: str | None,
+) -> dict[str, Any]:
+    """The column values of a new trial, all but its number and seq."""
+    t = now() if state is TrialState.RUNNING else None
+    return {
+        "study_id": study_id,
+        "state": state.value,
+        "params": dumps(dict(params or {})),
+        "distributions": json.dumps(encode_distributions(distributions or {})),
+        "intermediate": "{}",
+        "user_attrs": "{}",
+        "system_attrs": dumps(dict(system_attrs or {})),
+        "worker_id": worker_id,
+        "started_at": t,
+        "heartbeat_at": t,
+        "value": None,
+        "failure_reason": None,
+        "finished_at": None,
+    }
+
+
+def _finish_values(
+    trial_id: int, state: TrialState, value: float | None, failure_reason: str | None
+) -> dict[str, Any]:
+    """The bound values of finish_trial's update."""
+    return {
+        "state": state.value,
+        "value": None if value is None else float(value),
+        "failure_reason": failure_reason,
+        "finished_at": now() if state.is_finished() else None,
+        "tid": trial_id,
+        "sources": SOURCES[state],
+    }

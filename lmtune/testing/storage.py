@@ -219,6 +219,34 @@ class StorageConformance:
             assert waiting is not None and waiting.number == 4
             assert store.create_trial(sid, max_trials=4) is None
 
+    def test_failing_a_trial_and_enqueuing_its_retry_is_one_step(self) -> None:
+        """A worker filling the study while a lost trial is failed and retried cannot take the freed slot."""
+        with self.storage() as store:
+            sid = store.create_study("s", "minimize").study_id
+            made = [store.create_trial(sid, max_trials=2, params={"x": i}) for i in range(2)]
+            lost = made[0]
+            assert lost is not None
+            racer: list[TrialRecord | None] = []
+            thread = threading.Thread(target=lambda: racer.append(store.create_trial(sid, max_trials=2)))
+
+            def retry(failed: TrialRecord) -> dict[str, Any]:
+                assert failed.state is TrialState.FAILED and failed.failure_reason == WORKER_LOST
+                thread.start()  # asks for a new trial in the middle of the step
+                thread.join(0.3)
+                return {"retry_of": failed.number}
+
+            failed, copy = store.fail_trial(sid, lost.trial_id, WORKER_LOST, retry)
+            thread.join()
+            assert racer == [None]
+            assert copy is not None and copy.state is TrialState.WAITING
+            assert (copy.params, copy.system_attrs) == ({"x": 0}, {"retry_of": 0})
+            assert failed.state is TrialState.FAILED and store.get_trial(lost.trial_id) == failed
+            assert store.fail_trial(sid, made[1].trial_id, "boom")[1] is None  # type: ignore[union-attr]
+            assert [r.state for r in store.get_trials(sid)] == [
+                TrialState.FAILED, TrialState.FAILED, TrialState.WAITING
+            ]
+            self._refused(store, lost.trial_id, lambda: store.fail_trial(sid, lost.trial_id, "again"), TrialStateError)
+
     def test_claim_takes_the_oldest_waiting_trial(self) -> None:
         with self.storage() as store:
             sid = store.create_study("s", "minimize").study_id
