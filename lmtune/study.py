@@ -143,6 +143,10 @@ class Study:
         self._holes = 0  # numbers not seen yet below the highest one seen
         self._seq = -1
         self._cache_lock = threading.Lock()
+        # The history nothing_left_to_try() just read, when it held no WAITING trial: the next ask() then skips
+        # asking storage for one (an enqueue landing in between is claimed by the ask after, as one landing after
+        # the claim would be) and gives it to a define-by-run study's sampler instead of reading again.
+        self._fresh: TrialHistory | None = None
         self.fail_stale_trials()
 
     # Identity -------------------------------------------------------------------------------------------------
@@ -281,7 +285,9 @@ class Study:
             if record is not None:
                 break
             start = self.scheduler.next_trial(self.history())
-        if record is None:
+        fresh, self._fresh = (self._fresh if record is None else None), None
+        none_waiting = fresh is not None
+        if record is None and not none_waiting:
             record = self._storage.claim_trial(self.study_id, self.worker_id)
         if record is None:
             attrs = {}
@@ -303,12 +309,15 @@ class Study:
                     else None
                 ),
             )
+            created = record is not None
+            if record is None and none_waiting:  # full, but a trial enqueued since the read may be waiting
+                record = self._storage.claim_trial(self.study_id, self.worker_id)
             if record is None:
                 return None
-            if "inherit_checkpoint_of" in record.system_attrs:
+            if created and "inherit_checkpoint_of" in record.system_attrs:
                 inherit_checkpoint(self, record, int(record.system_attrs["inherit_checkpoint_of"]))
         self._heartbeat.add(record.trial_id)
-        record, presuggested = self._complete_params(record)
+        record, presuggested = self._complete_params(record, fresh)
         return Trial(self, record, presuggested)
 
     def _resume(self, number: int, budget: int | None) -> TrialRecord | None:
@@ -325,12 +334,14 @@ class Study:
         logger.info("trial %d resumes to budget %s", number, budget)
         return self._storage.get_trial(record.trial_id)
 
-    def _complete_params(self, record: TrialRecord) -> tuple[TrialRecord, dict[str, Any] | None]:
+    def _complete_params(
+        self, record: TrialRecord, fresh: TrialHistory | None = None
+    ) -> tuple[TrialRecord, dict[str, Any] | None]:
         """Fill a declared space's missing parameters (all of them for a new trial) from the sampler and store
         them. Returns the record with its parameters and, for define-by-run studies, the sampler's joint
         suggestion over the space seen so far, which ``suggest_*`` calls then take (None for a declared space)."""
         if self.space is None:
-            history = self.history()
+            history = fresh if fresh is not None else self.history()
             inferred = history.inferred_space()
             if len(inferred) == 0:
                 return record, {}
@@ -438,6 +449,7 @@ class Study:
         history = self.history()
         if any(r.state is TrialState.WAITING for r in history):
             return False
+        self._fresh = history
         return self.sampler.is_exhausted(self.space, history)
 
     # Running ------------------------------------------------------------------------------------------------
