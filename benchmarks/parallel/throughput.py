@@ -8,12 +8,13 @@ with a seeded random sampler, lmtune through ``lmtune.create_study(storage=URL)`
 clock runs from there to the last process's end. Errors: exceptions that escaped a process, plus trials not
 recorded COMPLETE, plus duplicated trial numbers.
 
-PostgreSQL commits wait for their WAL record to reach the disk by default (``synchronous_commit=on``), for both
-libraries; ``--async-commit`` sets ``PGOPTIONS=-c synchronous_commit=off`` for every process of both (a crash of
-the machine may then lose the last commits, never corrupt the database: what SQLite's WAL with
-``synchronous=NORMAL`` promises), to show how much of the time is the disk.
+PostgreSQL: lmtune's sessions commit with ``synchronous_commit=off`` by default (a crash of the server may lose the
+last commits, never corrupt the database: what SQLite's WAL with ``synchronous=NORMAL`` promises); Optuna's wait
+for the disk (``synchronous_commit=on``, the server default). So the PostgreSQL rows show both defaults and, in the
+same run, each library given the other's setting: lmtune with ``?synchronous_commit=on`` in its URL, Optuna with
+``PGOPTIONS=-c synchronous_commit=off`` in its processes.
 
-    python benchmarks/parallel/throughput.py [--trials 400] [--workers 1 2 4 8] [--postgres URL] [--async-commit]
+    python benchmarks/parallel/throughput.py [--trials 400] [--workers 1 2 4 8] [--postgres URL]
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 LIBRARIES = ("lmtune", "optuna")
+# PostgreSQL only: each library with the other's commit setting.
+SWAPPED = {"lmtune-sync": "lmtune", "optuna-async": "optuna"}
 
 
 def objective(trial: Any) -> float:
@@ -45,6 +48,7 @@ def _create(library: str, url: str, name: str) -> None:
     else:
         import optuna
 
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
         optuna.create_study(storage=url, study_name=name)
 
 
@@ -61,6 +65,11 @@ def _open(library: str, url: str, name: str, rank: int) -> Any:
 
 
 def _worker(library: str, url: str, name: str, rank: int, n_trials: int, barrier: Any, out: Any) -> None:
+    if library == "optuna-async":  # read by libpq when Optuna connects
+        os.environ["PGOPTIONS"] = (os.environ.get("PGOPTIONS", "") + " -c synchronous_commit=off").strip()
+    elif library == "lmtune-sync":
+        url += ("&" if "?" in url else "?") + "synchronous_commit=on"
+    library = SWAPPED.get(library, library)
     study = _open(library, url, name, rank)
     barrier.wait()
     start = time.perf_counter()
@@ -94,7 +103,7 @@ def _count_problems(library: str, url: str, name: str, expected: int) -> int:
 def measure(library: str, url: str, workers: int, trials: int) -> tuple[float, int]:
     """Trials per second and errors for one library, storage and worker count."""
     name = f"parallel-{library}-{workers}-{uuid.uuid4().hex[:6]}"
-    _create(library, url, name)
+    _create(SWAPPED.get(library, library), url, name)
     context = mp.get_context("spawn")
     barrier, out = context.Barrier(workers), context.Queue()
     share = trials // workers
@@ -107,14 +116,13 @@ def measure(library: str, url: str, workers: int, trials: int) -> tuple[float, i
         p.join()
     elapsed = max(end for _, end, _ in results) - min(start for start, _, _ in results)
     errors = sum(error is not None for _, _, error in results)
-    errors += _count_problems(library, url, name, share * workers)
+    errors += _count_problems(SWAPPED.get(library, library), url, name, share * workers)
     return share * workers / elapsed, errors
 
 
 def _storages(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     storages: dict[str, Any] = {}
-    if not args.async_commit:  # the option concerns PostgreSQL only
-        storages["sqlite"] = lambda lib, n: f"sqlite:///{folder / f'{lib}-{n}.db'}"
+    storages["sqlite"] = lambda lib, n: f"sqlite:///{folder / f'{lib}-{n}.db'}"
     postgres = args.postgres or os.environ.get("LMTUNE_POSTGRES_URL")
     if postgres:
         storages["postgresql"] = lambda lib, n: postgres
@@ -126,30 +134,40 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=400, help="trials per study (default 400)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--postgres", help="a PostgreSQL URL (postgresql+psycopg://...); default $LMTUNE_POSTGRES_URL")
-    parser.add_argument("--async-commit", action="store_true", help="PostgreSQL: synchronous_commit=off for both")
     args = parser.parse_args()
-    if args.async_commit:  # read by libpq in every process both libraries open
-        os.environ["PGOPTIONS"] = (os.environ.get("PGOPTIONS", "") + " -c synchronous_commit=off").strip()
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"lmtune {version('lmtune')}, optuna {version('optuna')}, SQLAlchemy {version('sqlalchemy')}")
-    commit = "synchronous_commit=off" if args.async_commit else "default synchronous_commit"
-    print(f"{args.trials} trials per study, define-by-run no-op objective, random sampler, PostgreSQL {commit}\n")
-    print("| storage | workers | lmtune trials/s | optuna trials/s | ratio | errors (lmtune / optuna) |")
-    print("| --- | ---: | ---: | ---: | ---: | --- |")
+    print(f"{args.trials} trials per study, define-by-run no-op objective, random sampler; os.getloadavg() at start "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}\n")
     with tempfile.TemporaryDirectory() as folder:
         for storage, url_of in _storages(args, Path(folder)).items():
-            best: dict[str, float] = {}
-            for n in args.workers:
-                rate: dict[str, float] = {}
-                errors: dict[str, int] = {}
-                for library in LIBRARIES:
-                    rate[library], errors[library] = measure(library, url_of(library, n), n, args.trials)
-                    best[library] = max(best.get(library, 0.0), rate[library])
-                print(f"| {storage} | {n} | {rate['lmtune']:.1f} | {rate['optuna']:.1f} | "
-                      f"{rate['lmtune'] / rate['optuna']:.1f}x | {errors['lmtune']} / {errors['optuna']} |",
-                      flush=True)
-            print(f"| {storage} | best | {best['lmtune']:.1f} | {best['optuna']:.1f} | "
-                  f"{best['lmtune'] / best['optuna']:.1f}x | |", flush=True)
+            libraries = LIBRARIES if storage == "sqlite" else (*LIBRARIES, *SWAPPED)
+            _table(storage, libraries, url_of, args)
+
+
+def _table(storage: str, libraries: tuple[str, ...], url_of: Any, args: argparse.Namespace) -> None:
+    """One row per worker count and a "best" row; on PostgreSQL the swapped commit settings too."""
+    swapped = len(libraries) > len(LIBRARIES)
+    head = "| storage | workers | lmtune trials/s | optuna trials/s | ratio |"
+    if swapped:
+        head += (" lmtune sync=on | ratio to optuna | optuna sync=off | lmtune to optuna sync=off |")
+    print(f"\n{head} errors ({' / '.join(libraries)}) |")
+    print("| --- | ---: |" + " ---: |" * (head.count("|") - 3) + " --- |")
+    best: dict[str, float] = {}
+    for n in [*args.workers, "best"]:
+        rate: dict[str, float] = {}
+        errors: dict[str, int] = {}
+        for library in libraries:
+            if n == "best":
+                rate[library] = best[library]
+            else:
+                rate[library], errors[library] = measure(library, url_of(library, n), int(n), args.trials)
+                best[library] = max(best.get(library, 0.0), rate[library])
+        row = f"| {storage} | {n} | {rate['lmtune']:.1f} | {rate['optuna']:.1f} | {rate['lmtune'] / rate['optuna']:.1f}x |"
+        if swapped:
+            row += (f" {rate['lmtune-sync']:.1f} | {rate['lmtune-sync'] / rate['optuna']:.1f}x |"
+                    f" {rate['optuna-async']:.1f} | {rate['lmtune'] / rate['optuna-async']:.1f}x |")
+        print(f"{row} {' / '.join(str(errors[lib]) for lib in libraries) if errors else ''} |", flush=True)
 
 
 if __name__ == "__main__":

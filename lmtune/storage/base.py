@@ -23,9 +23,12 @@ from typing import Any
 from lmtune.space import Distribution
 from lmtune.trial import TrialRecord, TrialState
 
-__all__ = ["SCHEMA_VERSION", "StudyInfo", "Storage"]
+__all__ = ["SCHEMA_VERSION", "RetryAttrs", "StudyInfo", "Storage"]
 
 SCHEMA_VERSION = 1
+
+# Given a trial just failed, the system attributes of its retry, or None for no retry (see Storage.fail_trial).
+RetryAttrs = Callable[[TrialRecord], Mapping[str, Any] | None]
 
 # States that hold a slot towards a study's trial target: finished or still in the works.
 ACTIVE_OR_DONE = (
@@ -149,11 +152,7 @@ class Storage(ABC):
         """Move a trial to ``state`` (COMPLETE, PRUNED, FAILED or PAUSED) and return the new record."""
 
     def fail_trial(
-        self,
-        study_id: int,
-        trial_id: int,
-        failure_reason: str,
-        retry: Callable[[TrialRecord], Mapping[str, Any] | None] | None = None,
+        self, study_id: int, trial_id: int, failure_reason: str, retry: RetryAttrs | None = None
     ) -> tuple[TrialRecord, TrialRecord | None]:
         """FAIL a trial and, when ``retry(failed record)`` gives system attributes, enqueue a WAITING copy with
         the same parameters and those attributes; return (failed record, the copy or None).

@@ -5,14 +5,14 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from typing import Any
 
 from lmtune.exceptions import DuplicatedStudyError, StudyNotFoundError
 from lmtune.space import Distribution
 from lmtune.storage._common import WORKER_LOST, check_transition, check_writable, dumps, now
-from lmtune.storage.base import ACTIVE_OR_DONE, Storage, StudyInfo
+from lmtune.storage.base import ACTIVE_OR_DONE, RetryAttrs, Storage, StudyInfo
 from lmtune.trial import TrialRecord, TrialState
 
 __all__ = ["InMemoryStorage"]
@@ -206,11 +206,7 @@ class InMemoryStorage(Storage):
             )
 
     def fail_trial(
-        self,
-        study_id: int,
-        trial_id: int,
-        failure_reason: str,
-        retry: Callable[[TrialRecord], Mapping[str, Any] | None] | None = None,
+        self, study_id: int, trial_id: int, failure_reason: str, retry: RetryAttrs | None = None
     ) -> tuple[TrialRecord, TrialRecord | None]:
         with self._lock:  # re-entrant: both steps happen under it, which makes them one
             return super().fail_trial(study_id, trial_id, failure_reason, retry)

@@ -66,7 +66,7 @@ from lmtune.storage._sql_schema import (
     trials,
     upgrade_schema,
 )
-from lmtune.storage.base import Storage, StudyInfo
+from lmtune.storage.base import RetryAttrs, Storage, StudyInfo
 from lmtune.trial import TrialRecord, TrialState
 
 __all__ = ["SQLStorage", "upgrade_schema"]
@@ -452,11 +452,7 @@ class SQLStorage(Storage):
         return record_from_row(row._mapping)
 
     def fail_trial(
-        self,
-        study_id: int,
-        trial_id: int,
-        failure_reason: str,
-        retry: Callable[[TrialRecord], Mapping[str, Any] | None] | None = None,
+        self, study_id: int, trial_id: int, failure_reason: str, retry: RetryAttrs | None = None
     ) -> tuple[TrialRecord, TrialRecord | None]:
         self._rows.pop(trial_id, None)
         values = _finish_values(trial_id, TrialState.FAILED, None, failure_reason)
