@@ -144,6 +144,10 @@ class ObservationCache:
         self._max_spaces = max_spaces
         self._lock = threading.Lock()
 
+    def __reduce__(self) -> tuple[type[ObservationCache], tuple[int]]:
+        # Sent to a trial process (with its sampler) empty: the lock cannot be pickled, and encodings are rebuilt.
+        return (ObservationCache, (self._max_spaces,))
+
     def _rows_of(self, space: SearchSpace) -> _SpaceRows:
         known = self._by_identity.get(id(space))
         if known is not None and known[0] is space:
