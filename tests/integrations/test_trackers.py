@@ -4,6 +4,7 @@ W&B's record protocol buffers."""
 from __future__ import annotations
 
 import json
+import time
 import struct
 from pathlib import Path
 
@@ -115,7 +116,13 @@ def test_wandb_offline_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert len(files) == 4
     seen = {}
     for path in files:
-        runs = [r.run for r in _wandb_records(path) if r.WhichOneof("record_type") == "run"]
+        # W&B's service process may still be writing the file when finish() returns on a busy machine.
+        deadline = time.monotonic() + 30
+        while True:
+            runs = [r.run for r in _wandb_records(path) if r.WhichOneof("record_type") == "run"]
+            if runs or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         summary = {i.key: json.loads(i.value_json) for r in _wandb_records(path)
                    if r.WhichOneof("record_type") == "summary" for i in r.summary.update if i.key}
         config = {i.key: json.loads(i.value_json) for i in runs[0].config.update if not i.key.startswith("_")}

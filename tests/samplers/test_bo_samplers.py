@@ -15,7 +15,16 @@ from lmtune.space import SearchSpace
 from lmtune.testing.functions import BENCHMARKS, CONDITIONAL_SPACE, conditional
 from lmtune.trial import Trial
 
-logging.getLogger("lmtune").setLevel(logging.WARNING)
+
+
+@pytest.fixture(autouse=True)
+def _quiet_trial_logs():
+    """Thousands of trials here: keep lmtune's per-trial INFO lines out, and restore the level for later tests."""
+    logger = logging.getLogger("lmtune")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    yield
+    logger.setLevel(level)
 
 MAKERS: dict[str, Callable[[int], Sampler]] = {
     "tpe": lambda seed: TPESampler(seed=seed),
