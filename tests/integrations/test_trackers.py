@@ -4,8 +4,8 @@ W&B's record protocol buffers."""
 from __future__ import annotations
 
 import json
-import time
 import struct
+import time
 from pathlib import Path
 
 import pytest

@@ -16,7 +16,6 @@ from lmtune.testing.functions import BENCHMARKS, CONDITIONAL_SPACE, conditional
 from lmtune.trial import Trial
 
 
-
 @pytest.fixture(autouse=True)
 def _quiet_trial_logs():
     """Thousands of trials here: keep lmtune's per-trial INFO lines out, and restore the level for later tests."""
