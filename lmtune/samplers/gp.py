@@ -161,6 +161,18 @@ class GPSampler(IndependentTPE):
         self._fits: dict[str, GPHyperparameters] = {}
         self._fits_lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the settings only (a copy sent to a trial process starts with empty caches; locks cannot be
+        pickled)."""
+        state = dict(self.__dict__)
+        state["_fits"] = {}
+        del state["_fits_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._fits_lock = threading.Lock()
+
     def startup_trials(self, space: SearchSpace) -> int:
         return self.n_startup_trials if self.n_startup_trials is not None else max(5, len(space) + 2)
 
