@@ -61,7 +61,7 @@ def test_workers_started_together_fill_the_study_exactly(backend, tmp_path, requ
 
 
 def test_workers_killed_at_random_moments_lose_and_duplicate_nothing(tmp_path, write_study, worker_env):
-    n_trials, kills, max_retries = 40, 6, 3
+    n_trials, kills, max_retries = 150, 6, 3
     db = tmp_path / "study.db"
     path = write_study(
         f"sqlite:///{db}",
@@ -79,7 +79,7 @@ def test_workers_killed_at_random_moments_lose_and_duplicate_nothing(tmp_path, w
         time.sleep(0.1)
     killed = 0
     while killed < kills and all(w.poll() is None for w in workers):
-        time.sleep(rng.uniform(0.2, 1.5))
+        time.sleep(rng.uniform(0.1, 0.6))
         i = rng.randrange(len(workers))
         if workers[i].poll() is not None:
             break
