@@ -31,11 +31,21 @@ from pathlib import Path
 from typing import Any
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SPACE = {"lr": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
-         "layers": {"type": "int", "low": 1, "high": 8},
-         "activation": {"type": "categorical", "choices": ["relu", "gelu", "tanh"]}}
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SPACE = {
+    "lr": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
+    "layers": {"type": "int", "low": 1, "high": 8},
+    "activation": {"type": "categorical", "choices": ["relu", "gelu", "tanh"]},
+}
 STUDY = "dashboard-bench"
 RELOADS = 5
 LOAD_TIMEOUT_S = 120  # a page not drawn by then is reported as "> 120"
@@ -43,7 +53,11 @@ LOAD_TIMEOUT_S = 120  # a page not drawn by then is reported as "> 120"
 
 def objective(trial: Any) -> float:
     p = trial.params
-    loss = abs(math.log10(p["lr"]) + 3) + 0.1 * p["layers"] + {"relu": 0.2, "gelu": 0.0, "tanh": 0.5}[p["activation"]]
+    loss = (
+        abs(math.log10(p["lr"]) + 3)
+        + 0.1 * p["layers"]
+        + {"relu": 0.2, "gelu": 0.0, "tanh": 0.5}[p["activation"]]
+    )
     for step in range(3):
         trial.report(loss + 1.0 / (step + 1), step)
     if trial.number % 10 == 3:
@@ -61,8 +75,9 @@ def build_lmtune_study(path: Path, n_trials: int) -> str:
 
     logging.getLogger("lmtune").setLevel(logging.CRITICAL)  # the simulated failures would log tracebacks
     url = f"sqlite:///{path}"
-    study = lmtune.create_study(storage=url, study_name=STUDY, sampler=RandomSampler(seed=0), space=SPACE,
-                                load_if_exists=True)
+    study = lmtune.create_study(
+        storage=url, study_name=STUDY, sampler=RandomSampler(seed=0), space=SPACE, load_if_exists=True
+    )
     missing = n_trials - len(study.trials)
     if missing > 0:
         start = time.perf_counter()
@@ -89,7 +104,9 @@ def export_to_optuna(lmtune_url: str, path: Path) -> str:
     scratch = Path("/dev/shm") if Path("/dev/shm").is_dir() else path.parent
     building = scratch / f"building-{path.name}"
     building.unlink(missing_ok=True)
-    study = optuna.create_study(storage=f"sqlite:///{building}", study_name=STUDY, direction=history.direction)
+    study = optuna.create_study(
+        storage=f"sqlite:///{building}", study_name=STUDY, direction=history.direction
+    )
 
     def convert(dist: Any) -> Any:
         if isinstance(dist, CategoricalDistribution):
@@ -99,12 +116,22 @@ def export_to_optuna(lmtune_url: str, path: Path) -> str:
         assert isinstance(dist, FloatDistribution)
         return optuna.distributions.FloatDistribution(dist.low, dist.high, log=dist.log)
 
-    states = {"COMPLETE": optuna.trial.TrialState.COMPLETE, "PRUNED": optuna.trial.TrialState.PRUNED,
-              "FAILED": optuna.trial.TrialState.FAIL}
-    trials = [optuna.trial.create_trial(
-        params=dict(r.params), distributions={k: convert(d) for k, d in r.distributions.items()},
-        value=r.value if r.state.value == "COMPLETE" else None, intermediate_values=dict(r.intermediate),
-        state=states[r.state.value]) for r in history if r.state.value in states]
+    states = {
+        "COMPLETE": optuna.trial.TrialState.COMPLETE,
+        "PRUNED": optuna.trial.TrialState.PRUNED,
+        "FAILED": optuna.trial.TrialState.FAIL,
+    }
+    trials = [
+        optuna.trial.create_trial(
+            params=dict(r.params),
+            distributions={k: convert(d) for k, d in r.distributions.items()},
+            value=r.value if r.state.value == "COMPLETE" else None,
+            intermediate_values=dict(r.intermediate),
+            state=states[r.state.value],
+        )
+        for r in history
+        if r.state.value in states
+    ]
     study.add_trials(trials)
     del study
     shutil.move(building, path)
@@ -147,9 +174,11 @@ def timed_load(page: Any, action: Any, ready: str) -> float:
 
 
 # Ready means data drawn, not an empty frame: a plot's legend lists its traces only once they are drawn.
-LMTUNE_READY = ("document.querySelectorAll('#trials tbody tr').length > 0 && "
-                "document.querySelectorAll('#plot-history .legend .traces').length > 0 && "
-                "document.querySelectorAll('#plot-intermediate .legend .traces').length > 0")
+LMTUNE_READY = (
+    "document.querySelectorAll('#trials tbody tr').length > 0 && "
+    "document.querySelectorAll('#plot-history .legend .traces').length > 0 && "
+    "document.querySelectorAll('#plot-intermediate .legend .traces').length > 0"
+)
 OPTUNA_READY = "document.querySelectorAll('.main-svg .legend .traces').length > 0"
 
 
@@ -184,10 +213,16 @@ def new_trial_latency(browser: Any, url: str, storage_url: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--trials", type=int, default=10_000)
-    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "lmtune-dashboard-bench",
-                        help="where the two study databases are kept between runs")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "lmtune-dashboard-bench",
+        help="where the two study databases are kept between runs",
+    )
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -200,10 +235,17 @@ def main() -> None:
         port = free_port()
         base = f"http://127.0.0.1:{port}/"
         server, started = start_server(
-            [sys.executable, "-m", "lmtune.cli", "dashboard", "--storage", lmtune_url, "--port", str(port)], base)
+            [sys.executable, "-m", "lmtune.cli", "dashboard", "--storage", lmtune_url, "--port", str(port)],
+            base,
+        )
         try:
-            results["lmtune"] = {"server start": started, **measure(browser, f"{base}#/study/{STUDY}", LMTUNE_READY)}
-            results["lmtune"]["new trial shown"] = new_trial_latency(browser, f"{base}#/study/{STUDY}", lmtune_url)
+            results["lmtune"] = {
+                "server start": started,
+                **measure(browser, f"{base}#/study/{STUDY}", LMTUNE_READY),
+            }
+            results["lmtune"]["new trial shown"] = new_trial_latency(
+                browser, f"{base}#/study/{STUDY}", lmtune_url
+            )
         finally:
             server.terminate()
             server.wait()
@@ -212,22 +254,28 @@ def main() -> None:
         command = [str(Path(sys.executable).parent / "optuna-dashboard"), optuna_url, "--port", str(port)]
         server, started = start_server(command, base + "dashboard")
         try:
-            results["optuna-dashboard"] = {"server start": started,
-                                           **measure(browser, f"{base}dashboard/studies/1", OPTUNA_READY)}
+            results["optuna-dashboard"] = {
+                "server start": started,
+                **measure(browser, f"{base}dashboard/studies/1", OPTUNA_READY),
+            }
         finally:
             server.terminate()
             server.wait()
         browser.close()
-    print(f"\nDashboard on a {args.trials}-trial study (SQLite), Chromium {_chromium_version()}, "
-          f"{os.cpu_count()} CPU cores\n")
+    print(
+        f"\nDashboard on a {args.trials}-trial study (SQLite), Chromium {_chromium_version()}, "
+        f"{os.cpu_count()} CPU cores\n"
+    )
     print("| measure (seconds) | lmtune | optuna-dashboard | lmtune / optuna-dashboard |")
     print("| --- | ---: | ---: | ---: |")
     for key in ("server start", "first load", "reload", "new trial shown"):
         ours, theirs = results["lmtune"].get(key), results["optuna-dashboard"].get(key)
         finite = ours is not None and theirs is not None and math.isfinite(ours) and math.isfinite(theirs)
-        ratio = f"{ours / theirs:.2f}" if finite and theirs else ("< " + f"{ours / LOAD_TIMEOUT_S:.3f}"
-                                                                  if ours is not None and theirs == math.inf
-                                                                  else "–")
+        ratio = (
+            f"{ours / theirs:.2f}"
+            if finite and theirs
+            else ("< " + f"{ours / LOAD_TIMEOUT_S:.3f}" if ours is not None and theirs == math.inf else "–")
+        )
         print(f"| {key} | {_fmt(ours)} | {_fmt(theirs)} | {ratio} |")
 
 

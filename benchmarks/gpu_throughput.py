@@ -44,8 +44,16 @@ def sst2_examples(n: int, max_length: int) -> list[dict[str, Any]]:
 
 
 def tiny_bert(seed: int) -> torch.nn.Module:
-    config = AutoConfig.for_model("bert", num_hidden_layers=2, hidden_size=32, num_attention_heads=2,
-                                  intermediate_size=64, vocab_size=30522, max_position_embeddings=64, num_labels=2)
+    config = AutoConfig.for_model(
+        "bert",
+        num_hidden_layers=2,
+        hidden_size=32,
+        num_attention_heads=2,
+        intermediate_size=64,
+        vocab_size=30522,
+        max_position_embeddings=64,
+        num_labels=2,
+    )
     torch.manual_seed(seed)
     return AutoModelForSequenceClassification.from_config(config)
 
@@ -55,10 +63,14 @@ def minilm(seed: int) -> torch.nn.Module:
     return AutoModelForSequenceClassification.from_pretrained(str(minilm_dir()), num_labels=2)
 
 
-def batches(examples: list[dict[str, Any]], seed: int, size: int, device: torch.device) -> list[dict[str, Any]]:
+def batches(
+    examples: list[dict[str, Any]], seed: int, size: int, device: torch.device
+) -> list[dict[str, Any]]:
     order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed)).tolist()
-    return [collate([examples[i] for i in order[s : s + size]], 0, device)
-            for s in range(0, len(order) - size + 1, size)]
+    return [
+        collate([examples[i] for i in order[s : s + size]], 0, device)
+        for s in range(0, len(order) - size + 1, size)
+    ]
 
 
 def decays(model: torch.nn.Module) -> dict[str, bool]:
@@ -70,9 +82,14 @@ def train_alone(build: Any, seed: int, data: list[dict[str, Any]], steps: int, d
     model = build(seed).to(device)
     named = list(model.named_parameters())
     d = decays(model)
-    opt = torch.optim.AdamW([{"params": [p for n, p in named if d[n]], "weight_decay": 0.01},
-                             {"params": [p for n, p in named if not d[n]], "weight_decay": 0.0}],
-                            lr=1e-3 * (1 + seed % 4), fused=device.type == "cuda")
+    opt = torch.optim.AdamW(
+        [
+            {"params": [p for n, p in named if d[n]], "weight_decay": 0.01},
+            {"params": [p for n, p in named if not d[n]], "weight_decay": 0.0},
+        ],
+        lr=1e-3 * (1 + seed % 4),
+        fused=device.type == "cuda",
+    )
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     model.train()
 
@@ -87,8 +104,9 @@ def train_alone(build: Any, seed: int, data: list[dict[str, Any]], steps: int, d
     return timed_steps(step, steps, device)
 
 
-def train_fused(build: Any, k: int, examples: list[dict[str, Any]], steps: int, size: int,
-                device: torch.device) -> float:
+def train_fused(
+    build: Any, k: int, examples: list[dict[str, Any]], steps: int, size: int, device: torch.device
+) -> float:
     """Aggregate steps per second of ``k`` trials as one fused group."""
     members = [Member(s, 0.1, MemberOptimizer(weight_decay=0.01 * (s % 3), grad_clip=1.0)) for s in range(k)]
     models = [build(s) for s in range(k)]
@@ -125,14 +143,18 @@ def cpu_part(trials: int, steps: int) -> list[tuple[str, float, float]]:
     device = torch.device("cpu")
     examples = sst2_examples(1024, 64)
     start = time.perf_counter()
-    rates = [train_alone(tiny_bert, s, batches(examples, s, 32, device), steps, device) for s in range(trials)]
+    rates = [
+        train_alone(tiny_bert, s, batches(examples, s, 32, device), steps, device) for s in range(trials)
+    ]
     alone_wall = time.perf_counter() - start
     alone = trials * steps / sum(steps / r for r in rates)
     start = time.perf_counter()
     fused = train_fused(tiny_bert, trials, examples, steps, 32, device)
     fused_wall = time.perf_counter() - start
-    return [(f"{trials} trials one after another", alone, alone_wall),
-            (f"{trials} trials fused", fused, fused_wall)]
+    return [
+        (f"{trials} trials one after another", alone, alone_wall),
+        (f"{trials} trials fused", fused, fused_wall),
+    ]
 
 
 def _packed_worker(seed: int, steps: int, queue: Any) -> None:
@@ -146,8 +168,13 @@ def gpu_part(steps: int) -> list[tuple[str, float, float]]:
     examples = sst2_examples(4096, 64)
     rows = []
     start = time.perf_counter()
-    rows.append(("MiniLM, 1 process", train_alone(minilm, 0, batches(examples, 0, 32, device), steps, device),
-                 time.perf_counter() - start))
+    rows.append(
+        (
+            "MiniLM, 1 process",
+            train_alone(minilm, 0, batches(examples, 0, 32, device), steps, device),
+            time.perf_counter() - start,
+        )
+    )
     ctx = mp.get_context("spawn")
     for n in (4, 8):
         queue = ctx.Queue()
@@ -161,8 +188,13 @@ def gpu_part(steps: int) -> list[tuple[str, float, float]]:
         rows.append((f"MiniLM, {n} processes packed", total, time.perf_counter() - start))
     for k in (4, 8, 16):
         start = time.perf_counter()
-        rows.append((f"MiniLM, fused group of {k}", train_fused(minilm, k, examples, steps, 32, device),
-                     time.perf_counter() - start))
+        rows.append(
+            (
+                f"MiniLM, fused group of {k}",
+                train_fused(minilm, k, examples, steps, 32, device),
+                time.perf_counter() - start,
+            )
+        )
         torch.cuda.empty_cache()
     return rows
 
@@ -183,17 +215,23 @@ def main() -> None:
     parser.add_argument("--study", action="store_true", help="run the SST-2 study comparison instead")
     gpu_study.add_study_arguments(parser)
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, transformers {transformers.__version__}, python {platform.python_version()}, "
-          f"{platform.machine()} with {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}")
+    print(
+        f"torch {torch.__version__}, transformers {transformers.__version__}, python {platform.python_version()}, "
+        f"{platform.machine()} with {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}"
+    )
     if args.study:
         gpu_study.run_study(gpu_study.setup_from_args(args))
         return
-    print_table(f"CPU: {args.trials} tiny BERT classifiers, SST-2, batch 32, {args.steps} steps each",
-                cpu_part(args.trials, args.steps))
+    print_table(
+        f"CPU: {args.trials} tiny BERT classifiers, SST-2, batch 32, {args.steps} steps each",
+        cpu_part(args.trials, args.steps),
+    )
     if torch.cuda.is_available():
         print(f"GPU: {torch.cuda.get_device_name()}")
-        print_table(f"GPU: MiniLM-L6 on SST-2, batch 32, bf16 autocast, {args.gpu_steps} steps each",
-                    gpu_part(args.gpu_steps))
+        print_table(
+            f"GPU: MiniLM-L6 on SST-2, batch 32, bf16 autocast, {args.gpu_steps} steps each",
+            gpu_part(args.gpu_steps),
+        )
     else:
         print("\nno CUDA device: the GPU part (processes packed, fused groups of 4/8/16) was not run")
 

@@ -119,16 +119,25 @@ def _liveness(spec: StudySpec) -> dict[str, Any]:
     }
 
 
-def _optimize(spec: StudySpec, study: Study, total: int | None, workers: int | None, callbacks: list[Any],
-              wait_for_running: bool) -> None:
+def _optimize(
+    spec: StudySpec,
+    study: Study,
+    total: int | None,
+    workers: int | None,
+    callbacks: list[Any],
+    wait_for_running: bool,
+) -> None:
     """Run the study's trials here (fused in groups, if asked), in a local process pool or on Ray, as the file (or
     --workers) says."""
     execution = spec.execution if workers is None else dataclasses.replace(spec.execution, workers=workers)
     fused = fused_executor_for(execution, spec.task)
     executor = make_executor(execution)
     options: dict[str, Any] = {
-        "timeout": spec.timeout, "total_trials": total, "max_failed_trials": spec.max_failed_trials,
-        "callbacks": callbacks, "wait_for_running": wait_for_running,
+        "timeout": spec.timeout,
+        "total_trials": total,
+        "max_failed_trials": spec.max_failed_trials,
+        "callbacks": callbacks,
+        "wait_for_running": wait_for_running,
     }
     if fused is not None:
         fused.optimize(study, **options)
@@ -230,12 +239,18 @@ def _print_best(study: Study) -> None:
 
 def _run_options(function: F) -> F:
     """The arguments `run` and `worker` share."""
-    for option in reversed([
-        click.argument("study_file", type=click.Path(dir_okay=False, path_type=Path)),
-        click.option("--storage", help="Storage URL; overrides the file's `storage:`."),
-        click.option("--n-trials", type=click.IntRange(min=1), help="Finished trials the study should hold."),
-        click.option("--workers", type=click.IntRange(min=1), help="Trials at once, each in its own process."),
-    ]):
+    for option in reversed(
+        [
+            click.argument("study_file", type=click.Path(dir_okay=False, path_type=Path)),
+            click.option("--storage", help="Storage URL; overrides the file's `storage:`."),
+            click.option(
+                "--n-trials", type=click.IntRange(min=1), help="Finished trials the study should hold."
+            ),
+            click.option(
+                "--workers", type=click.IntRange(min=1), help="Trials at once, each in its own process."
+            ),
+        ]
+    ):
         function = option(function)
     return function
 
@@ -251,7 +266,9 @@ def run(study_file: Path, storage: str | None, n_trials: int | None, workers: in
     total = n_trials or spec.n_trials
     try:
         with _Progress(study, total) as progress:
-            _optimize(spec, study, total, workers, [progress, *_trackers(spec)], wait_for_running=total is not None)
+            _optimize(
+                spec, study, total, workers, [progress, *_trackers(spec)], wait_for_running=total is not None
+            )
     except KeyboardInterrupt:
         done = len(study.get_trials(FINISHED))
         click.echo(
@@ -278,7 +295,9 @@ def worker(study_file: Path, storage: str | None, n_trials: int | None, workers:
     spec = load_study_file(study_file)
     total = n_trials or spec.n_trials
     if total is None:
-        raise ConfigError(f"{study_file}: a worker needs `n_trials:` in the file or --n-trials, to know when to stop")
+        raise ConfigError(
+            f"{study_file}: a worker needs `n_trials:` in the file or --n-trials, to know when to stop"
+        )
     study = _open_study(spec, storage or spec.storage)
     try:
         with _Progress(study, total) as progress:
@@ -417,10 +436,22 @@ def db_upgrade(url: str) -> None:
 @main.command()
 @click.argument("study")
 @click.option("--storage", help=f"Storage URL (default {DEFAULT_STORAGE}).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"),
-              show_default=True, help="The HTML file to write.")
-@click.option("--importance", "importance_method", type=click.Choice(["fanova", "marginal"]), default="fanova",
-              show_default=True, help="The main importance method (the other quick one is always shown).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("report.html"),
+    show_default=True,
+    help="The HTML file to write.",
+)
+@click.option(
+    "--importance",
+    "importance_method",
+    type=click.Choice(["fanova", "marginal"]),
+    default="fanova",
+    show_default=True,
+    help="The main importance method (the other quick one is always shown).",
+)
 @user_errors
 def report(study: str, storage: str | None, output: Path, importance_method: str) -> None:
     """Write one self-contained HTML report of STUDY (opens offline)."""
@@ -433,7 +464,9 @@ def report(study: str, storage: str | None, output: Path, importance_method: str
 @main.command()
 @click.option("--storage", help=f"Storage URL (default {DEFAULT_STORAGE}).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; 0.0.0.0 exposes it.")
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free one.")
+@click.option(
+    "--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free one."
+)
 @user_errors
 def dashboard(storage: str | None, host: str, port: int) -> None:
     """Serve a live, read-only web page over the studies in the storage."""

@@ -68,10 +68,16 @@ class StudyFile(BaseModel):
     )
     final_evaluation: FinalEvaluationFile | None = None
     workers: int | None = Field(None, description="trials at once, each in its own process")
-    executor: str | dict[str, Any] | None = Field(None, description="local (default) or {name: ray, address: auto}")
-    resources: dict[str, Any] | None = Field(None, description="per trial: gpus_per_trial, processes_per_trial, ...")
+    executor: str | dict[str, Any] | None = Field(
+        None, description="local (default) or {name: ray, address: auto}"
+    )
+    resources: dict[str, Any] | None = Field(
+        None, description="per trial: gpus_per_trial, processes_per_trial, ..."
+    )
     trial_timeout: float | None = Field(None, description="seconds after which a trial is killed and failed")
-    retry: dict[str, Any] | None = Field(None, description="{max_retries: N}: re-run trials whose worker was lost")
+    retry: dict[str, Any] | None = Field(
+        None, description="{max_retries: N}: re-run trials whose worker was lost"
+    )
     heartbeat: dict[str, Any] | None = Field(None, description="{interval: 5, grace_period: 30}, in seconds")
     execution: dict[str, Any] | None = Field(
         None, description="{fuse: auto|true|false, group_size: N}: train a task's trials in fused groups"
@@ -260,13 +266,19 @@ def build_spec(data: Mapping[str, Any], path: Path, text: str = "") -> StudySpec
     storage = resolve_storage_url(model.storage, base_dir) if model.storage else DEFAULT_STORAGE
     check_storage_url(storage)
     execution = execution_from_config(
-        workers=model.workers, executor=model.executor, resources=model.resources,
-        trial_timeout=model.trial_timeout, retry=model.retry, heartbeat=model.heartbeat,
+        workers=model.workers,
+        executor=model.executor,
+        resources=model.resources,
+        trial_timeout=model.trial_timeout,
+        retry=model.retry,
+        heartbeat=model.heartbeat,
         execution=model.execution,
     )
     if execution.fuse == "true" and task is None:
-        raise ConfigError("`execution.fuse: true` fuses the trials of a `task:` study; an `objective:` is run as "
-                          "it is, so use `fuse: auto` or remove it")
+        raise ConfigError(
+            "`execution.fuse: true` fuses the trials of a `task:` study; an `objective:` is run as "
+            "it is, so use `fuse: auto` or remove it"
+        )
     return StudySpec(
         name=model.study,
         storage=storage,

@@ -405,7 +405,9 @@ class Study:
         """
         # A handle knows its trial; the stored record is read only where its last report is needed.
         paused_or_pruned = state in (TrialState.PRUNED, TrialState.PAUSED)
-        record = trial._record if isinstance(trial, Trial) and not paused_or_pruned else self._record_of(trial)
+        record = (
+            trial._record if isinstance(trial, Trial) and not paused_or_pruned else self._record_of(trial)
+        )
         self._heartbeat.remove(record.trial_id)
         if state is None:
             state = TrialState.COMPLETE
@@ -429,8 +431,11 @@ class Study:
             if not is_lost(finished):
                 raise
             # Its heartbeats stopped reaching storage for a grace period; a retry may be running it already.
-            logger.warning("trial %d ended after it was failed as lost; its outcome (%s) is not recorded",
-                           record.number, state.value)
+            logger.warning(
+                "trial %d ended after it was failed as lost; its outcome (%s) is not recorded",
+                record.number,
+                state.value,
+            )
             return finished
         if self.checkpoint_budget is not None:
             collect_garbage(self, self.checkpoint_budget)

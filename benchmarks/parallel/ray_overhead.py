@@ -49,8 +49,10 @@ def main() -> None:
 
     from lmtune.executors import LocalExecutor, RayExecutor
 
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"lmtune {version('lmtune')}, ray {version('ray')}; {args.trials} no-op trials, {args.workers} at once\n")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"lmtune {version('lmtune')}, ray {version('ray')}; {args.trials} no-op trials, {args.workers} at once\n"
+    )
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{Path(folder) / 'overhead.db'}"
         local, local_errors = run(LocalExecutor(workers=args.workers), url, "local", args.trials)
@@ -62,9 +64,13 @@ def main() -> None:
     print("| executor | start-up s | trials s | trials/s | vs local pool | errors |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     print(f"| local pool | 0.0 | {local:.1f} | {args.trials / local:.1f} | 1.00x | {local_errors} |")
-    print(f"| ray | {startup:.1f} | {remote:.1f} | {args.trials / remote:.1f} | {remote / local:.2f}x | {ray_errors} |")
-    print(f"| ray, start-up included | | {startup + remote:.1f} | {args.trials / (startup + remote):.1f} | "
-          f"{(startup + remote) / local:.2f}x | |")
+    print(
+        f"| ray | {startup:.1f} | {remote:.1f} | {args.trials / remote:.1f} | {remote / local:.2f}x | {ray_errors} |"
+    )
+    print(
+        f"| ray, start-up included | | {startup + remote:.1f} | {args.trials / (startup + remote):.1f} | "
+        f"{(startup + remote) / local:.2f}x | |"
+    )
 
 
 if __name__ == "__main__":

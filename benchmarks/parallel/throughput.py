@@ -107,8 +107,10 @@ def measure(library: str, url: str, workers: int, trials: int) -> tuple[float, i
     context = mp.get_context("spawn")
     barrier, out = context.Barrier(workers), context.Queue()
     share = trials // workers
-    processes = [context.Process(target=_worker, args=(library, url, name, r, share, barrier, out))
-                 for r in range(workers)]
+    processes = [
+        context.Process(target=_worker, args=(library, url, name, r, share, barrier, out))
+        for r in range(workers)
+    ]
     for p in processes:
         p.start()
     results = [out.get() for _ in processes]
@@ -133,12 +135,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=400, help="trials per study (default 400)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8])
-    parser.add_argument("--postgres", help="a PostgreSQL URL (postgresql+psycopg://...); default $LMTUNE_POSTGRES_URL")
+    parser.add_argument(
+        "--postgres", help="a PostgreSQL URL (postgresql+psycopg://...); default $LMTUNE_POSTGRES_URL"
+    )
     args = parser.parse_args()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"lmtune {version('lmtune')}, optuna {version('optuna')}, SQLAlchemy {version('sqlalchemy')}")
-    print(f"{args.trials} trials per study, define-by-run no-op objective, random sampler; os.getloadavg() at start "
-          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}\n")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"lmtune {version('lmtune')}, optuna {version('optuna')}, SQLAlchemy {version('sqlalchemy')}"
+    )
+    print(
+        f"{args.trials} trials per study, define-by-run no-op objective, random sampler; os.getloadavg() at start "
+        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}\n"
+    )
     with tempfile.TemporaryDirectory() as folder:
         for storage, url_of in _storages(args, Path(folder)).items():
             libraries = LIBRARIES if storage == "sqlite" else (*LIBRARIES, *SWAPPED)
@@ -150,7 +158,7 @@ def _table(storage: str, libraries: tuple[str, ...], url_of: Any, args: argparse
     swapped = len(libraries) > len(LIBRARIES)
     head = "| storage | workers | lmtune trials/s | optuna trials/s | ratio |"
     if swapped:
-        head += (" lmtune sync=on | ratio to optuna | optuna sync=off | lmtune to optuna sync=off |")
+        head += " lmtune sync=on | ratio to optuna | optuna sync=off | lmtune to optuna sync=off |"
     print(f"\n{head} errors ({' / '.join(libraries)}) |")
     print("| --- | ---: |" + " ---: |" * (head.count("|") - 3) + " --- |")
     best: dict[str, float] = {}
@@ -165,8 +173,10 @@ def _table(storage: str, libraries: tuple[str, ...], url_of: Any, args: argparse
                 best[library] = max(best.get(library, 0.0), rate[library])
         row = f"| {storage} | {n} | {rate['lmtune']:.1f} | {rate['optuna']:.1f} | {rate['lmtune'] / rate['optuna']:.1f}x |"
         if swapped:
-            row += (f" {rate['lmtune-sync']:.1f} | {rate['lmtune-sync'] / rate['optuna']:.1f}x |"
-                    f" {rate['optuna-async']:.1f} | {rate['lmtune'] / rate['optuna-async']:.1f}x |")
+            row += (
+                f" {rate['lmtune-sync']:.1f} | {rate['lmtune-sync'] / rate['optuna']:.1f}x |"
+                f" {rate['optuna-async']:.1f} | {rate['lmtune'] / rate['optuna-async']:.1f}x |"
+            )
         print(f"{row} {' / '.join(str(errors[lib]) for lib in libraries) if errors else ''} |", flush=True)
 
 

@@ -83,16 +83,29 @@ def confusion_matrix(gold: Sequence[int], predicted: Sequence[int], n_classes: i
     return matrix.tolist()
 
 
-def most_confident_errors(gold: Sequence[int], probabilities: np.ndarray | Sequence[Sequence[float]],
-                          texts: Sequence[str], labels: Sequence[Any], k: int = 10) -> list[dict[str, Any]]:
+def most_confident_errors(
+    gold: Sequence[int],
+    probabilities: np.ndarray | Sequence[Sequence[float]],
+    texts: Sequence[str],
+    labels: Sequence[Any],
+    k: int = 10,
+) -> list[dict[str, Any]]:
     """The ``k`` wrong predictions the model was surest of: text, true and predicted label, probability."""
     probs = np.asarray(probabilities, dtype=float)
     predicted = probs.argmax(axis=1)
     confidence = probs.max(axis=1)
     wrong = np.flatnonzero(predicted != np.asarray(gold))
     order = wrong[np.argsort(-confidence[wrong], kind="stable")][:k]
-    return [{"index": int(i), "text": str(texts[i]), "label": labels[gold[i]], "predicted": labels[predicted[i]],
-             "probability": float(confidence[i])} for i in order]
+    return [
+        {
+            "index": int(i),
+            "text": str(texts[i]),
+            "label": labels[gold[i]],
+            "predicted": labels[predicted[i]],
+            "probability": float(confidence[i]),
+        }
+        for i in order
+    ]
 
 
 @dataclass(frozen=True)
@@ -107,19 +120,32 @@ class TestResult:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
-def classification_test_result(gold: Sequence[int], probabilities: np.ndarray | Sequence[Sequence[float]],
-                               texts: Sequence[str], labels: Sequence[Any], *, confidence: float = 0.95,
-                               k_errors: int = 10, seed: int = 0) -> TestResult:
+def classification_test_result(
+    gold: Sequence[int],
+    probabilities: np.ndarray | Sequence[Sequence[float]],
+    texts: Sequence[str],
+    labels: Sequence[Any],
+    *,
+    confidence: float = 0.95,
+    k_errors: int = 10,
+    seed: int = 0,
+) -> TestResult:
     """Accuracy with a bootstrap interval, the confusion matrix and the most confidently wrong examples."""
     probs = np.asarray(probabilities, dtype=float)
     predicted = probs.argmax(axis=1)
     correct = (predicted == np.asarray(gold)).astype(float)
     low, high = bootstrap_interval(correct, confidence, seed)
     return TestResult(
-        score=float(correct.mean()), ci_low=low, ci_high=high, n_examples=len(correct), metric="accuracy",
-        details={"labels": [str(x) for x in labels],
-                 "confusion_matrix": confusion_matrix(gold, predicted.tolist(), len(labels)),
-                 "confident_errors": most_confident_errors(gold, probs, texts, labels, k_errors)},
+        score=float(correct.mean()),
+        ci_low=low,
+        ci_high=high,
+        n_examples=len(correct),
+        metric="accuracy",
+        details={
+            "labels": [str(x) for x in labels],
+            "confusion_matrix": confusion_matrix(gold, predicted.tolist(), len(labels)),
+            "confident_errors": most_confident_errors(gold, probs, texts, labels, k_errors),
+        },
     )
 
 
@@ -160,9 +186,15 @@ class FinalEvaluation:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FinalEvaluation:
         test = d.get("test")
-        return cls(study=d["study"], direction=d["direction"], repeats=dict(d["repeats"]),
-                   confidence=float(d["confidence"]), candidates=[Candidate(**c) for c in d["candidates"]],
-                   chosen=int(d["chosen"]), test=TestResult(**test) if test else None)
+        return cls(
+            study=d["study"],
+            direction=d["direction"],
+            repeats=dict(d["repeats"]),
+            confidence=float(d["confidence"]),
+            candidates=[Candidate(**c) for c in d["candidates"]],
+            chosen=int(d["chosen"]),
+            test=TestResult(**test) if test else None,
+        )
 
 
 def _top_configurations(study: Study, top_k: int) -> list[TrialRecord]:
@@ -187,19 +219,28 @@ def _repeats(seeds: int | Sequence[int], folds: int | None) -> list[dict[str, An
         if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
             raise ConfigError(f"final_evaluation.folds must be an integer >= 2, but got {folds!r}")
         return [{"fold": f, "folds": folds} for f in range(folds)]
-    values = list(range(1, seeds + 1)) if isinstance(seeds, int) and not isinstance(seeds, bool) else list(seeds)
+    values = (
+        list(range(1, seeds + 1)) if isinstance(seeds, int) and not isinstance(seeds, bool) else list(seeds)
+    )
     if len(values) < 2 or not all(isinstance(s, int) and not isinstance(s, bool) for s in values):
-        raise ConfigError(f"final_evaluation.seeds must be a count >= 2 or a list of at least 2 integer seeds, "
-                          f"but got {seeds!r}")
+        raise ConfigError(
+            f"final_evaluation.seeds must be a count >= 2 or a list of at least 2 integer seeds, "
+            f"but got {seeds!r}"
+        )
     return [{"seed": s} for s in values]
 
 
 def _companion(study: Study) -> Study:
     from lmtune.study import create_study
 
-    return create_study(direction=study.direction, storage=study.storage, seed=0,
-                        study_name=study.study_name + FINAL_SUFFIX, load_if_exists=True,
-                        attrs={"final_evaluation_of": study.study_name})
+    return create_study(
+        direction=study.direction,
+        storage=study.storage,
+        seed=0,
+        study_name=study.study_name + FINAL_SUFFIX,
+        load_if_exists=True,
+        attrs={"final_evaluation_of": study.study_name},
+    )
 
 
 def _run(final: Study, objective: Callable[[Any], Any], params: dict[str, Any]) -> TrialRecord:
@@ -214,8 +255,10 @@ def _run(final: Study, objective: Callable[[Any], Any], params: dict[str, Any]) 
         raise ConfigError(f"could not start a re-run of {params} in study {final.study_name!r}")
     record = final.run_trial(objective, trial)
     if record.state is not TrialState.COMPLETE or record.value is None:
-        raise ConfigError(f"re-run of {params} ended {record.state.value}: {record.failure_reason or 'no value'}; "
-                          f"fix the objective, then run the final evaluation again (finished re-runs are kept)")
+        raise ConfigError(
+            f"re-run of {params} ended {record.state.value}: {record.failure_reason or 'no value'}; "
+            f"fix the objective, then run the final evaluation again (finished re-runs are kept)"
+        )
     return record
 
 
@@ -251,17 +294,31 @@ def final_evaluation(
     for i, record in enumerate(top):
         scores = [float(r.value) for r in runs[i]]  # type: ignore[arg-type]
         low, high = t_interval(scores, confidence)
-        candidates.append(Candidate(record.number, dict(record.params), float(record.value),  # type: ignore[arg-type]
-                                    scores, float(np.mean(scores)), float(np.std(scores, ddof=1)), low, high))
+        candidates.append(
+            Candidate(
+                record.number,
+                dict(record.params),
+                float(record.value),  # type: ignore[arg-type]
+                scores,
+                float(np.mean(scores)),
+                float(np.std(scores, ddof=1)),
+                low,
+                high,
+            )
+        )
     chosen = min(range(len(candidates)), key=lambda i: (sign * candidates[i].mean, i))
     result = None
     if test is not None:
         outcome = test(dict(top[chosen].params), runs[chosen])
         result = outcome if isinstance(outcome, TestResult) else TestResult(score=float(outcome))
     evaluation = FinalEvaluation(
-        study=study.study_name, direction=study.direction,
+        study=study.study_name,
+        direction=study.direction,
         repeats={"seeds": [r["seed"] for r in repeats]} if folds is None else {"folds": folds},
-        confidence=confidence, candidates=candidates, chosen=chosen, test=result,
+        confidence=confidence,
+        candidates=candidates,
+        chosen=chosen,
+        test=result,
     )
     final.set_attr(ATTR, evaluation.to_dict())
     return evaluation

@@ -36,8 +36,10 @@ def finish_study(spec: StudySpec, study: Study) -> dict[str, Any] | None:
     test = None
     if spec.task is not None:
         if settings.get("folds") is not None:
-            raise ConfigError("final_evaluation.folds: language-model tasks re-run with seeds only; remove "
-                              "`folds` or use an objective that reads trial.params['fold']")
+            raise ConfigError(
+                "final_evaluation.folds: language-model tasks re-run with seeds only; remove "
+                "`folds` or use an objective that reads trial.params['fold']"
+            )
         task = spec.task
 
         def test(params: dict[str, Any], runs: list[TrialRecord]) -> TestResult:
@@ -66,14 +68,24 @@ def task_test(task: Any, record: TrialRecord, *, confidence: float = 0.95) -> Te
     model = merge_lora(model).eval()
     examples = task.encoded("test", max_length)
     if not isinstance(task.task_type, Classification):
-        scores = evaluate_model(task.task_type, model, examples, task.tokenizer, task.device,
-                                generate_max_length=task.spec.generate_max_length)
-        return TestResult(score=float(scores[task.metric]), n_examples=len(examples), metric=task.metric,
-                          details={"metrics": scores, "checkpoint_dir": record.checkpoint_dir})
+        scores = evaluate_model(
+            task.task_type,
+            model,
+            examples,
+            task.tokenizer,
+            task.device,
+            generate_max_length=task.spec.generate_max_length,
+        )
+        return TestResult(
+            score=float(scores[task.metric]),
+            n_examples=len(examples),
+            metric=task.metric,
+            details={"metrics": scores, "checkpoint_dir": record.checkpoint_dir},
+        )
     probabilities = []
     with torch.inference_mode():
         for start in range(0, len(examples), EVAL_BATCH):
-            batch = collate(examples[start:start + EVAL_BATCH], task.tokenizer.pad_token_id, task.device)
+            batch = collate(examples[start : start + EVAL_BATCH], task.tokenizer.pad_token_id, task.device)
             probabilities.append(torch.softmax(task.task_type.forward(model, batch).float(), dim=-1).cpu())
     probs = torch.cat(probabilities).numpy()
     gold = [int(e["labels"]) for e in examples]

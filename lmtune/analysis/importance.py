@@ -60,8 +60,11 @@ class Importance:
         return list(self.mean)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "n_trials": self.n_trials,
-                "params": [{"name": n, "importance": self.mean[n], "std": self.std[n]} for n in self.mean]}
+        return {
+            "method": self.method,
+            "n_trials": self.n_trials,
+            "params": [{"name": n, "importance": self.mean[n], "std": self.std[n]} for n in self.mean],
+        }
 
 
 @dataclass(frozen=True)
@@ -183,8 +186,9 @@ def _tree_main_effects(tree: Any, measures: list[_Measure]) -> np.ndarray | None
 def _summary(method: str, names: list[str], samples: np.ndarray, n_trials: int) -> Importance:
     mean, std = samples.mean(axis=0), samples.std(axis=0)
     order = sorted(range(len(names)), key=lambda j: (-mean[j], names[j]))
-    return Importance(method, {names[j]: float(mean[j]) for j in order},
-                      {names[j]: float(std[j]) for j in order}, n_trials)
+    return Importance(
+        method, {names[j]: float(mean[j]) for j in order}, {names[j]: float(std[j]) for j in order}, n_trials
+    )
 
 
 def fanova_importance(
@@ -208,8 +212,14 @@ def fanova_importance(
         raise ConfigError("seeds must list at least one forest seed, but got an empty list")
     per_forest = []
     for seed in seeds:
-        forest = RandomForestRegressor(n_estimators=n_trees, max_depth=max_depth, min_samples_leaf=2,
-                                       max_features=1.0, bootstrap=True, random_state=seed)
+        forest = RandomForestRegressor(
+            n_estimators=n_trees,
+            max_depth=max_depth,
+            min_samples_leaf=2,
+            max_features=1.0,
+            bootstrap=True,
+            random_state=seed,
+        )
         forest.fit(data.x, data.y)
         effects = (_tree_main_effects(tree, data.measures) for tree in forest.estimators_)
         shares = [s for s in effects if s is not None]
@@ -247,8 +257,9 @@ def marginal_importance(
     samples = []
     for seed in seeds:
         idx = np.random.default_rng(seed).integers(0, n, size=n)
-        samples.append([_eta_squared(data.x[idx, j], data.y[idx], discrete[j], n_bins)
-                        for j in range(len(data.names))])
+        samples.append(
+            [_eta_squared(data.x[idx, j], data.y[idx], discrete[j], n_bins) for j in range(len(data.names))]
+        )
     return _summary("marginal", data.names, np.array(samples), n)
 
 

@@ -87,10 +87,20 @@ def plot_history(source: Study | TrialHistory) -> go.Figure:
     best = np.minimum.accumulate(values) if history.direction == "minimize" else np.maximum.accumulate(values)
     fig = go.Figure()
     scatter = go.Scattergl if len(numbers) > WEBGL_POINTS else go.Scatter
-    fig.add_trace(scatter(x=numbers, y=values, mode="markers", name="value",
-                             marker={"color": STATE_COLORS[TrialState.COMPLETE], "size": 6}))
-    fig.add_trace(go.Scatter(x=numbers, y=best, mode="lines", name="best so far", line={"shape": "hv",
-                                                                                       "color": "#d62728"}))
+    fig.add_trace(
+        scatter(
+            x=numbers,
+            y=values,
+            mode="markers",
+            name="value",
+            marker={"color": STATE_COLORS[TrialState.COMPLETE], "size": 6},
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=numbers, y=best, mode="lines", name="best so far", line={"shape": "hv", "color": "#d62728"}
+        )
+    )
     return _layout(fig, title, xaxis_title="trial", yaxis_title=f"value ({history.direction})")
 
 
@@ -135,9 +145,17 @@ def plot_parallel_coordinates(source: Study | TrialHistory, params: Sequence[str
     dimensions = [_parallel_dimension(name, space[name], done) for name in names]
     values = [r.value for r in done]
     dimensions.append({"label": "value", "values": values})
-    fig = go.Figure(go.Parcoords(dimensions=dimensions, line={
-        "color": values, "colorscale": "Viridis", "reversescale": history.direction == "minimize",
-        "showscale": True}))
+    fig = go.Figure(
+        go.Parcoords(
+            dimensions=dimensions,
+            line={
+                "color": values,
+                "colorscale": "Viridis",
+                "reversescale": history.direction == "minimize",
+                "showscale": True,
+            },
+        )
+    )
     return _layout(fig, title, margin={"l": 80, "r": 40, "t": 90, "b": 40})
 
 
@@ -151,7 +169,7 @@ def _parallel_dimension(name: str, dist: Distribution, records: Sequence[TrialRe
         positions = [math.log10(v) if _is_log(dist) else float(v) for v in present]
         low, high = min(positions), max(positions)
         ticks = list(np.linspace(low, high, 5)) if high > low else [low]
-        labels = [f"{10 ** t:.3g}" if _is_log(dist) else f"{t:.3g}" for t in ticks]
+        labels = [f"{10**t:.3g}" if _is_log(dist) else f"{t:.3g}" for t in ticks]
     lowest, highest = min([*ticks, *positions]), max([*ticks, *positions])
     inactive = lowest - max(1.0, highest - lowest) * 0.15
     it = iter(positions)
@@ -174,13 +192,25 @@ def plot_slice(source: Study | TrialHistory, params: Sequence[str] | None = None
     for col, name in enumerate(names, start=1):
         dist = space[name]
         rows = [r for r in done if name in r.params]
-        fig.add_trace(go.Scatter(
-            x=[_axis_position(dist, r.params[name]) for r in rows], y=[r.value for r in rows], mode="markers",
-            name=name, showlegend=False,
-            marker={"color": [r.number for r in rows], "colorscale": "Blues", "size": 6,
-                    "showscale": col == len(names), "colorbar": {"title": "trial"}},
-            text=[f"trial {r.number}" for r in rows],
-        ), row=1, col=col)
+        fig.add_trace(
+            go.Scatter(
+                x=[_axis_position(dist, r.params[name]) for r in rows],
+                y=[r.value for r in rows],
+                mode="markers",
+                name=name,
+                showlegend=False,
+                marker={
+                    "color": [r.number for r in rows],
+                    "colorscale": "Blues",
+                    "size": 6,
+                    "showscale": col == len(names),
+                    "colorbar": {"title": "trial"},
+                },
+                text=[f"trial {r.number}" for r in rows],
+            ),
+            row=1,
+            col=col,
+        )
         fig.update_xaxes(title_text=name, row=1, col=col, **_category_axis(dist))
     fig.update_yaxes(title_text="value", row=1, col=1)
     return _layout(fig, title, width=max(500, 280 * len(names)))
@@ -233,13 +263,28 @@ def plot_contour(source: Study | TrialHistory, x: str | None = None, y: str | No
     except Exception:  # collinear trials (e.g. one parameter constant) cannot be triangulated
         z = griddata(points, values, (gx, gy), method="nearest")
     fig = go.Figure()
-    fig.add_trace(go.Contour(x=_from_unit_coordinate(dx, grid), y=_from_unit_coordinate(dy, grid), z=z,
-                             colorscale="Viridis", reversescale=history.direction == "minimize",
-                             colorbar={"title": "value"}, connectgaps=False, name="interpolated"))
-    fig.add_trace(go.Scatter(x=[_axis_position(dx, r.params[x]) for r in done],
-                             y=[_axis_position(dy, r.params[y]) for r in done], mode="markers", name="trials",
-                             marker={"color": "white", "line": {"color": "black", "width": 1}, "size": 6},
-                             text=[f"trial {r.number}: {r.value:.4g}" for r in done]))
+    fig.add_trace(
+        go.Contour(
+            x=_from_unit_coordinate(dx, grid),
+            y=_from_unit_coordinate(dy, grid),
+            z=z,
+            colorscale="Viridis",
+            reversescale=history.direction == "minimize",
+            colorbar={"title": "value"},
+            connectgaps=False,
+            name="interpolated",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[_axis_position(dx, r.params[x]) for r in done],
+            y=[_axis_position(dy, r.params[y]) for r in done],
+            mode="markers",
+            name="trials",
+            marker={"color": "white", "line": {"color": "black", "width": 1}, "size": 6},
+            text=[f"trial {r.number}: {r.value:.4g}" for r in done],
+        )
+    )
     fig.update_xaxes(title_text=x, **_category_axis(dx))
     fig.update_yaxes(title_text=y, **_category_axis(dy))
     return _layout(fig, title)
@@ -248,13 +293,22 @@ def plot_contour(source: Study | TrialHistory, x: str | None = None, y: str | No
 def plot_importance(result: Importance) -> go.Figure:
     """Horizontal bars of each parameter's importance with its spread (one standard deviation)."""
     names = list(reversed(result.ranked()))
-    fig = go.Figure(go.Bar(
-        x=[result.mean[n] for n in names], y=names, orientation="h", name=result.method,
-        error_x={"type": "data", "array": [result.std[n] for n in names], "visible": True},
-        marker={"color": "#1f77b4"},
-    ))
-    return _layout(fig, f"Parameter importance ({result.method}, {result.n_trials} trials)",
-                   xaxis_title="share of variance explained alone", height=max(250, 40 * len(names) + 120))
+    fig = go.Figure(
+        go.Bar(
+            x=[result.mean[n] for n in names],
+            y=names,
+            orientation="h",
+            name=result.method,
+            error_x={"type": "data", "array": [result.std[n] for n in names], "visible": True},
+            marker={"color": "#1f77b4"},
+        )
+    )
+    return _layout(
+        fig,
+        f"Parameter importance ({result.method}, {result.n_trials} trials)",
+        xaxis_title="share of variance explained alone",
+        height=max(250, 40 * len(names) + 120),
+    )
 
 
 # Trials over time ---------------------------------------------------------------------------------------------------
@@ -277,9 +331,18 @@ def plot_intermediate(source: Study | TrialHistory) -> go.Figure:
     for state in TrialState:
         if state in by_state:
             xs, ys, texts = by_state[state]
-            fig.add_trace(go.Scatter(x=xs, y=ys, text=texts, mode="lines", name=state.value.lower(),
-                                       line={"color": STATE_COLORS[state], "width": 1}, marker={"size": 3},
-                                       connectgaps=False))
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    text=texts,
+                    mode="lines",
+                    name=state.value.lower(),
+                    line={"color": STATE_COLORS[state], "width": 1},
+                    marker={"size": 3},
+                    connectgaps=False,
+                )
+            )
     return _layout(fig, title, xaxis_title="step", yaxis_title="reported value")
 
 
@@ -308,8 +371,18 @@ def plot_timeline(source: Study | TrialHistory, now: float | None = None) -> go.
             xs.extend([start, _end(r, now) - origin, None])
             ys.extend([r.worker_id or "unknown"] * 2 + [None])
             texts.extend([label, label, None])
-        fig.add_trace(scatter(x=xs, y=ys, text=texts, mode="lines", name=state.value.lower(), connectgaps=False,
-                              line={"color": STATE_COLORS[state], "width": 10}, hoverinfo="text"))
+        fig.add_trace(
+            scatter(
+                x=xs,
+                y=ys,
+                text=texts,
+                mode="lines",
+                name=state.value.lower(),
+                connectgaps=False,
+                line={"color": STATE_COLORS[state], "width": 10},
+                hoverinfo="text",
+            )
+        )
     return _layout(fig, title, xaxis_title="seconds since the first trial started", yaxis_title="worker")
 
 
@@ -356,6 +429,8 @@ def save_figure(fig: go.Figure, path: str | Path) -> Path:
                 f"or set BROWSER_PATH)"
             ) from exc
     else:
-        raise ConfigError(f"cannot write a figure as {suffix or 'a file without extension'!r}; use .html, .json, "
-                          f"{', '.join(STATIC_FORMATS)}")
+        raise ConfigError(
+            f"cannot write a figure as {suffix or 'a file without extension'!r}; use .html, .json, "
+            f"{', '.join(STATIC_FORMATS)}"
+        )
     return path

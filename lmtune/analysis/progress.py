@@ -32,5 +32,10 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
     start = time.monotonic()
     for done, item in enumerate(items, start=1):
         yield item
-        logger.info("%s: %d/%s done (%.1f s)", description, done, total if total is not None else "?",
-                    time.monotonic() - start)
+        logger.info(
+            "%s: %d/%s done (%.1f s)",
+            description,
+            done,
+            total if total is not None else "?",
+            time.monotonic() - start,
+        )

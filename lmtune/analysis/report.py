@@ -50,7 +50,9 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _table(header: Iterable[str], rows: Iterable[Iterable[Any]], row_classes: Iterable[str] | None = None) -> str:
+def _table(
+    header: Iterable[str], rows: Iterable[Iterable[Any]], row_classes: Iterable[str] | None = None
+) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     classes = list(row_classes) if row_classes is not None else None
     body = []
@@ -102,15 +104,20 @@ def _summary(name: str, storage_url: str, history: TrialHistory, final: FinalEva
     spent = time_spent(history)
     test = "not evaluated (run the final evaluation)"
     if final is not None and final.test is not None:
-        test = f"{final.test.score:.6g} {_interval(final.test.ci_low, final.test.ci_high)} ({final.test.metric})"
+        test = (
+            f"{final.test.score:.6g} {_interval(final.test.ci_low, final.test.ci_high)} ({final.test.metric})"
+        )
     rows = [
-        ("study", _e(name)), ("storage", _e(storage_url)), ("direction", _e(history.direction)),
+        ("study", _e(name)),
+        ("storage", _e(storage_url)),
+        ("direction", _e(history.direction)),
         ("trials", f"{len(history)} ({_e(states)})"),
         ("best trial", "–" if best is None else f"#{best.number}"),
         ("best configuration", "–" if best is None else _params_text(best.params)),
         ("validation score (search)", _fmt(best.value if best else None)),
         ("test score", _e(test)),
-        ("trial time", _hours(spent["total"])), ("GPU time", _hours(spent["gpu"])),
+        ("trial time", _hours(spent["total"])),
+        ("GPU time", _hours(spent["gpu"])),
         ("CPU time", _hours(spent["cpu"])),
     ]
     return _table(["", ""], rows)
@@ -118,36 +125,68 @@ def _summary(name: str, storage_url: str, history: TrialHistory, final: FinalEva
 
 def _final_section(final: FinalEvaluation | None) -> str:
     if final is None:
-        return ('<p class="note">No final evaluation was run. Enable it with <code>final_evaluation: {top_k: 3, '
-                'seeds: 3}</code> in the study file to re-run the top configurations and test the chosen one '
-                'once.</p>')
-    repeats = (f"{len(final.repeats['seeds'])} seeds {final.repeats['seeds']}" if "seeds" in final.repeats
-               else f"{final.repeats['folds']}-fold cross-validation")
-    header = ["trial", "configuration", "search score", "re-evaluated mean ± std",
-              f"{final.confidence:.0%} interval", "test score"]
+        return (
+            '<p class="note">No final evaluation was run. Enable it with <code>final_evaluation: {top_k: 3, '
+            "seeds: 3}</code> in the study file to re-run the top configurations and test the chosen one "
+            "once.</p>"
+        )
+    repeats = (
+        f"{len(final.repeats['seeds'])} seeds {final.repeats['seeds']}"
+        if "seeds" in final.repeats
+        else f"{final.repeats['folds']}-fold cross-validation"
+    )
+    header = [
+        "trial",
+        "configuration",
+        "search score",
+        "re-evaluated mean ± std",
+        f"{final.confidence:.0%} interval",
+        "test score",
+    ]
     rows, classes = [], []
     for i, c in enumerate(final.candidates):
         chosen = i == final.chosen
         test = "–"
         if chosen and final.test is not None:
             test = f"{final.test.score:.4g} {_interval(final.test.ci_low, final.test.ci_high)}"
-        rows.append([f"#{c.trial_number}" + (" (chosen)" if chosen else ""), _params_text(c.params),
-                     f"{c.search_value:.4g}", f"{c.mean:.4g} ± {c.std:.2g}", _interval(c.ci_low, c.ci_high), test])
+        rows.append(
+            [
+                f"#{c.trial_number}" + (" (chosen)" if chosen else ""),
+                _params_text(c.params),
+                f"{c.search_value:.4g}",
+                f"{c.mean:.4g} ± {c.std:.2g}",
+                _interval(c.ci_low, c.ci_high),
+                test,
+            ]
+        )
         classes.append("chosen" if chosen else "")
-    parts = [f"<p>Top {len(final.candidates)} configurations re-run with {_e(repeats)}; the best mean is chosen "
-             f"and evaluated once on the test split.</p>", _table(header, rows, classes)]
+    parts = [
+        f"<p>Top {len(final.candidates)} configurations re-run with {_e(repeats)}; the best mean is chosen "
+        f"and evaluated once on the test split.</p>",
+        _table(header, rows, classes),
+    ]
     details = final.test.details if final.test is not None else {}
     if "confusion_matrix" in details:
         labels = details.get("labels", [])
-        matrix_rows = [[f"<b>{_e(label)}</b>", *map(str, row)]
-                       for label, row in zip(labels, details["confusion_matrix"], strict=False)]
-        parts += ["<h3>Confusion matrix (rows: true label, columns: predicted)</h3>",
-                  _table(["", *map(str, labels)], matrix_rows)]
+        matrix_rows = [
+            [f"<b>{_e(label)}</b>", *map(str, row)]
+            for label, row in zip(labels, details["confusion_matrix"], strict=False)
+        ]
+        parts += [
+            "<h3>Confusion matrix (rows: true label, columns: predicted)</h3>",
+            _table(["", *map(str, labels)], matrix_rows),
+        ]
     if details.get("confident_errors"):
-        parts += ["<h3>Most confidently wrong test examples</h3>",
-                  _table(["text", "label", "predicted", "probability"],
-                         [[_e(x["text"]), _e(x["label"]), _e(x["predicted"]), f"{x['probability']:.3f}"]
-                          for x in details["confident_errors"]])]
+        parts += [
+            "<h3>Most confidently wrong test examples</h3>",
+            _table(
+                ["text", "label", "predicted", "probability"],
+                [
+                    [_e(x["text"]), _e(x["label"]), _e(x["predicted"]), f"{x['probability']:.3f}"]
+                    for x in details["confident_errors"]
+                ],
+            ),
+        ]
     return "\n".join(parts)
 
 
@@ -157,9 +196,11 @@ def _importance_section(results: list[Importance], errors: list[str]) -> str:
     names = results[0].ranked()
     header = ["parameter", *(f"{r.method} (± std)" for r in results)]
     rows = [[_e(n), *(f"{r.mean.get(n, 0):.3f} ± {r.std.get(n, 0):.3f}" for r in results)] for n in names]
-    note = ("<p class=\"note\">Share of the value's variance each parameter explains alone. fANOVA: random-forest "
-            "surrogate, spread over forest seeds; marginal: binned correlation ratio, spread over bootstrap "
-            "resamples.</p>")
+    note = (
+        '<p class="note">Share of the value\'s variance each parameter explains alone. fANOVA: random-forest '
+        "surrogate, spread over forest seeds; marginal: binned correlation ratio, spread over bootstrap "
+        "resamples.</p>"
+    )
     return note + _table(header, rows)
 
 
@@ -169,9 +210,17 @@ def _trials_section(history: TrialHistory) -> str:
         names.extend(n for n in record.params if n not in names)
     rows = []
     for r in history:
-        rows.append([str(r.number), f'<span class="state-{r.state.value}">{r.state.value}</span>', _fmt(r.value),
-                     *(_e(param_label(r.params[n])) if n in r.params else "" for n in names),
-                     _fmt(r.duration, 4), _e(r.worker_id or ""), _e(r.failure_reason or "")])
+        rows.append(
+            [
+                str(r.number),
+                f'<span class="state-{r.state.value}">{r.state.value}</span>',
+                _fmt(r.value),
+                *(_e(param_label(r.params[n])) if n in r.params else "" for n in names),
+                _fmt(r.duration, 4),
+                _e(r.worker_id or ""),
+                _e(r.failure_reason or ""),
+            ]
+        )
     return _table(["#", "state", "value", *names, "duration (s)", "worker", "failure reason"], rows)
 
 
@@ -199,7 +248,9 @@ def render_report(name: str, storage: str | Storage, *, importance_method: str =
     figures = study_figures(history, results[0] if results else None)
     plot_html = "\n".join(
         f'<div class="plot" id="plot-{key}">'
-        + fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False, "responsive": True})
+        + fig.to_html(
+            full_html=False, include_plotlyjs=False, config={"displaylogo": False, "responsive": True}
+        )
         + "</div>"
         for key, fig in figures.items()
     )
@@ -213,14 +264,16 @@ def render_report(name: str, storage: str | Storage, *, importance_method: str =
         "trials": ("Trials", _trials_section(history)),
     }
     nav = " ".join(f'<a href="#{key}">{_e(heading)}</a>' for key, (heading, _) in sections.items())
-    body = "\n".join(f'<section id="{key}"><h2>{_e(heading)}</h2>\n{content}\n</section>'
-                     for key, (heading, content) in sections.items())
+    body = "\n".join(
+        f'<section id="{key}"><h2>{_e(heading)}</h2>\n{content}\n</section>'
+        for key, (heading, content) in sections.items()
+    )
     generated = time.strftime("%Y-%m-%d %H:%M:%S")
     page = (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{_e(title)}</title>\n<style>{STYLE}</style>\n"
-        f"<script type=\"text/javascript\">{plotly.offline.get_plotlyjs()}</script>\n</head>\n<body>\n"
-        f"<h1>{_e(title)}</h1>\n<p class=\"note\">generated {generated}</p>\n<nav>{nav}</nav>\n{body}\n"
+        f'<script type="text/javascript">{plotly.offline.get_plotlyjs()}</script>\n</head>\n<body>\n'
+        f'<h1>{_e(title)}</h1>\n<p class="note">generated {generated}</p>\n<nav>{nav}</nav>\n{body}\n'
         "</body>\n</html>\n"
     )
     next(progress, None)

@@ -56,9 +56,17 @@ class _StudyCache:
 
 def _summary(record: TrialRecord) -> dict[str, Any]:
     """The fields the trial table needs (the curve and attributes come with the trial's own endpoint)."""
-    return {"number": record.number, "state": record.state.value, "value": record.value,
-            "params": dict(record.params), "worker_id": record.worker_id, "started_at": record.started_at,
-            "finished_at": record.finished_at, "last_step": record.last_step, "seq": record.seq}
+    return {
+        "number": record.number,
+        "state": record.state.value,
+        "value": record.value,
+        "params": dict(record.params),
+        "worker_id": record.worker_id,
+        "started_at": record.started_at,
+        "finished_at": record.finished_at,
+        "last_step": record.last_step,
+        "seq": record.seq,
+    }
 
 
 class DashboardData:
@@ -98,10 +106,17 @@ class DashboardData:
             history = self.history(info.name)
             counts = Counter(r.state.value for r in history)
             best = history.best()
-            out.append({"name": info.name, "direction": info.direction, "n_trials": len(history),
-                        "states": {s.value: counts.get(s.value, 0) for s in TrialState},
-                        "best_value": None if best is None else best.value,
-                        "best_number": None if best is None else best.number, "created_at": info.created_at})
+            out.append(
+                {
+                    "name": info.name,
+                    "direction": info.direction,
+                    "n_trials": len(history),
+                    "states": {s.value: counts.get(s.value, 0) for s in TrialState},
+                    "best_value": None if best is None else best.value,
+                    "best_number": None if best is None else best.number,
+                    "created_at": info.created_at,
+                }
+            )
         return out
 
     def trials(self, name: str, since: int) -> str:
@@ -151,8 +166,11 @@ def _draw(history: TrialHistory, kind: str) -> str:
             return plots.message_figure("Parameter importance", str(exc)).to_json()
         return plots.plot_importance(result).to_json()
     draw: dict[str, Callable[[TrialHistory], Any]] = {
-        "history": plots.plot_history, "intermediate": plots.plot_intermediate,
-        "parallel": plots.plot_parallel_coordinates, "slice": plots.plot_slice, "contour": plots.plot_contour,
+        "history": plots.plot_history,
+        "intermediate": plots.plot_intermediate,
+        "parallel": plots.plot_parallel_coordinates,
+        "slice": plots.plot_slice,
+        "contour": plots.plot_contour,
         "timeline": plots.plot_timeline,
     }
     return draw[kind](history).to_json()

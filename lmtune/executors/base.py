@@ -109,8 +109,18 @@ class Executor(ABC):
         check_limits(n_trials, total_trials, timeout)
         ref = StudyRef.from_study(study, objective)
         capacity = self._start(ref)
-        loop = _Loop(self, study, ref, capacity, n_trials, total_trials, timeout, max_failed_trials, callbacks,
-                     wait_for_running)
+        loop = _Loop(
+            self,
+            study,
+            ref,
+            capacity,
+            n_trials,
+            total_trials,
+            timeout,
+            max_failed_trials,
+            callbacks,
+            wait_for_running,
+        )
         try:
             loop.run()
         except BaseException:
@@ -133,13 +143,27 @@ class Executor(ABC):
 class _Loop:
     """One run of :meth:`Executor.optimize`: the bookkeeping between asking, launching and settling."""
 
-    def __init__(self, executor: Executor, study: Study, ref: StudyRef, capacity: int, n_trials: int | None,
-                 total_trials: int | None, timeout: float | None, max_failed_trials: int | None,
-                 callbacks: Sequence[Callback], wait_for_running: bool) -> None:
+    def __init__(
+        self,
+        executor: Executor,
+        study: Study,
+        ref: StudyRef,
+        capacity: int,
+        n_trials: int | None,
+        total_trials: int | None,
+        timeout: float | None,
+        max_failed_trials: int | None,
+        callbacks: Sequence[Callback],
+        wait_for_running: bool,
+    ) -> None:
         self.executor, self.study, self.ref, self.capacity = executor, study, ref, capacity
         self.n_trials, self.total_trials = n_trials, total_trials
         self.deadline = None if timeout is None else time.monotonic() + timeout
-        self.max_failed_trials, self.callbacks, self.wait_for_running = max_failed_trials, callbacks, wait_for_running
+        self.max_failed_trials, self.callbacks, self.wait_for_running = (
+            max_failed_trials,
+            callbacks,
+            wait_for_running,
+        )
         self.running: list[Launched] = []
         self.launched = 0
         self.failures_in_a_row = 0
@@ -147,7 +171,11 @@ class _Loop:
         self.last_stale_check = 0.0
 
     def _may_launch(self) -> bool:
-        if self.failures_in_a_row and self.max_failed_trials and self.failures_in_a_row >= self.max_failed_trials:
+        if (
+            self.failures_in_a_row
+            and self.max_failed_trials
+            and self.failures_in_a_row >= self.max_failed_trials
+        ):
             return False
         if self.n_trials is not None and self.launched >= self.n_trials:
             return False
@@ -188,8 +216,11 @@ class _Loop:
             return
         now = time.monotonic()
         if any(r.started is None for r in self.running):
-            began = {r.trial_id for r in self.study.storage.get_trials(self.study.study_id, [TrialState.RUNNING])
-                     if PROCESS_ATTR in r.system_attrs}
+            began = {
+                r.trial_id
+                for r in self.study.storage.get_trials(self.study.study_id, [TrialState.RUNNING])
+                if PROCESS_ATTR in r.system_attrs
+            }
             for launched in self.running:
                 if launched.started is None and launched.trial_id in began:
                     launched.started = now
@@ -198,8 +229,9 @@ class _Loop:
             self.running.remove(launched)
             self.study.release(launched.trial_id)
             try:
-                record = self.study.tell(launched.number, state=TrialState.FAILED,
-                                         failure_reason=TIMEOUT_REASON.format(limit))
+                record = self.study.tell(
+                    launched.number, state=TrialState.FAILED, failure_reason=TIMEOUT_REASON.format(limit)
+                )
             except Exception:  # it told its outcome at the last moment
                 record = self.study.storage.get_trial(launched.trial_id)
             self._count(record)
@@ -264,4 +296,6 @@ def make_executor(settings: ExecutionSettings) -> Executor | None:
         )
     from lmtune.executors.local import LocalExecutor
 
-    return LocalExecutor(workers=settings.workers, resources=settings.resources, trial_timeout=settings.trial_timeout)
+    return LocalExecutor(
+        workers=settings.workers, resources=settings.resources, trial_timeout=settings.trial_timeout
+    )

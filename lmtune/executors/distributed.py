@@ -91,8 +91,14 @@ def rank_environments(processes: int, gpus: list[str] | None) -> list[dict[str, 
         common["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
     if processes == 1:
         return [common]
-    common.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "WORLD_SIZE": str(processes),
-                   "LOCAL_WORLD_SIZE": str(processes)})
+    common.update(
+        {
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(free_port()),
+            "WORLD_SIZE": str(processes),
+            "LOCAL_WORLD_SIZE": str(processes),
+        }
+    )
     return [{**common, "RANK": str(r), "LOCAL_RANK": str(r)} for r in range(processes)]
 
 

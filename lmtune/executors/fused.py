@@ -58,7 +58,11 @@ def plan_trial(task: Any, trial: Trial) -> PlannedTrial:
     hp = Hyperparameters.from_params(params)
     setup = task.setup(int(hp.max_length or task.spec.max_length))
     key: tuple[Any, ...] | str = fuse_key(hp, setup)
-    if not isinstance(key, str) and AugmentOptions.from_params(params).active and task.spec.type != "causal-lm":
+    if (
+        not isinstance(key, str)
+        and AugmentOptions.from_params(params).active
+        and task.spec.type != "causal-lm"
+    ):
         key = "augmentation gives each trial its own training rows"
     return PlannedTrial(trial, hp, params, setup, key)
 
@@ -68,8 +72,9 @@ class FusedExecutor:
     :data:`DEFAULT_GROUP_SIZE`) in the calling process."""
 
     def __init__(self, task: Any, group_size: int | None = None) -> None:
-        if group_size is not None and (isinstance(group_size, bool) or not isinstance(group_size, int)
-                                       or group_size < 1):
+        if group_size is not None and (
+            isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1
+        ):
             raise ConfigError(f"`execution.group_size` must be an integer >= 1, but got {group_size!r}")
         self.task = task
         self.group_size = group_size or DEFAULT_GROUP_SIZE.get(task.device.type, DEFAULT_GROUP_SIZE["cpu"])
@@ -89,8 +94,9 @@ class FusedExecutor:
         """Run trials until a limit is reached; the arguments mean what they mean for :meth:`Study.optimize`
         (``objective`` is ignored: the task is the objective)."""
         check_limits(n_trials, total_trials, timeout)
-        run = _FusedRun(self, study, n_trials, total_trials, timeout, max_failed_trials, callbacks,
-                        wait_for_running)
+        run = _FusedRun(
+            self, study, n_trials, total_trials, timeout, max_failed_trials, callbacks, wait_for_running
+        )
         try:
             run.run()
         except BaseException:
@@ -102,11 +108,29 @@ class _FusedRun(_Loop):
     """One run of :meth:`FusedExecutor.optimize`: the groups, their members and the limits. The limits, the count
     of failures in a row and the callbacks are those of the process pool's loop; trials run here, not elsewhere."""
 
-    def __init__(self, executor: FusedExecutor, study: Study, n_trials: int | None, total_trials: int | None,
-                 timeout: float | None, max_failed_trials: int | None, callbacks: Sequence[Callback],
-                 wait_for_running: bool) -> None:
-        super().__init__(executor, study, None, executor.group_size, n_trials,  # type: ignore[arg-type]
-                         total_trials, timeout, max_failed_trials, callbacks, wait_for_running)
+    def __init__(
+        self,
+        executor: FusedExecutor,
+        study: Study,
+        n_trials: int | None,
+        total_trials: int | None,
+        timeout: float | None,
+        max_failed_trials: int | None,
+        callbacks: Sequence[Callback],
+        wait_for_running: bool,
+    ) -> None:
+        super().__init__(
+            executor,
+            study,
+            None,
+            executor.group_size,
+            n_trials,  # type: ignore[arg-type]
+            total_trials,
+            timeout,
+            max_failed_trials,
+            callbacks,
+            wait_for_running,
+        )
         self.task, self.group_size = executor.task, executor.group_size
         self.groups: dict[tuple[Any, ...], Any] = {}
         self.members: dict[int, Trial] = {}
@@ -178,8 +202,9 @@ class _FusedRun(_Loop):
 
     def _failed(self, trial: Trial, error: BaseException) -> None:
         logger.error("trial %d raised %s: %s", trial.number, type(error).__name__, error)
-        self._count(self.study.tell(trial, state=TrialState.FAILED,
-                                    failure_reason=f"{type(error).__name__}: {error}"))
+        self._count(
+            self.study.tell(trial, state=TrialState.FAILED, failure_reason=f"{type(error).__name__}: {error}")
+        )
 
     # The loop ---------------------------------------------------------------------------------------------------
     def _step_groups(self) -> None:
@@ -210,9 +235,11 @@ class _FusedRun(_Loop):
             break
         if self.max_failed_trials and self.failures_in_a_row >= self.max_failed_trials:
             reason = self.last_failure.failure_reason if self.last_failure else None
-            raise TooManyFailedTrialsError(f"{self.failures_in_a_row} trials failed in a row in study "
-                                           f"{self.study.study_name!r}; the last reason: {reason}. Fix the task, "
-                                           f"or raise max_failed_trials.")
+            raise TooManyFailedTrialsError(
+                f"{self.failures_in_a_row} trials failed in a row in study "
+                f"{self.study.study_name!r}; the last reason: {reason}. Fix the task, "
+                f"or raise max_failed_trials."
+            )
 
     def abort(self, reason: str) -> None:
         """Fail every running member with ``reason`` (Ctrl-C, or an error in the loop)."""
@@ -233,7 +260,9 @@ def fused_executor_for(settings: ExecutionSettings, task: Any) -> FusedExecutor 
     if not settings.in_process:
         if settings.fuse == "true":
             raise ConfigError(FUSE_NEEDS_ONE_PROCESS)
-        logger.info("execution.fuse: auto: trials run in their own processes as workers/executor/resources/"
-                    "trial_timeout ask; they are not fused")
+        logger.info(
+            "execution.fuse: auto: trials run in their own processes as workers/executor/resources/"
+            "trial_timeout ask; they are not fused"
+        )
         return None
     return FusedExecutor(task, group_size=settings.group_size)

@@ -22,7 +22,9 @@ FAKE_GPUS_ENV = "LMTUNE_FAKE_GPUS"  # pretend this many GPUs exist (tests and dr
 def _count_physical() -> tuple[int, str]:
     if shutil.which("nvidia-smi"):
         try:
-            out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30, check=False)
+            out = subprocess.run(
+                ["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30, check=False
+            )
         except (OSError, subprocess.TimeoutExpired):
             out = None
         if out is not None and out.returncode == 0:

@@ -142,8 +142,11 @@ class LocalExecutor(Executor):
 
     def _wait(self, running: Sequence[Launched], timeout: float) -> list[tuple[Launched, str | None]]:
         if self.packer is not None and self._storage is not None:
-            trials = [PackedTrial(r.trial_id, r.handle[0].pid, r.extra["gpus"][0]) for r in running
-                      if r.extra.get("gpus")]
+            trials = [
+                PackedTrial(r.trial_id, r.handle[0].pid, r.extra["gpus"][0])
+                for r in running
+                if r.extra.get("gpus")
+            ]
             self.packer.update(self._storage, trials, time.time())
         sentinels = [p.sentinel for launched in running for p in launched.handle]
         multiprocessing.connection.wait(sentinels, timeout)

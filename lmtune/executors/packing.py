@@ -31,8 +31,20 @@ if TYPE_CHECKING:
     from lmtune.executors.gpus import GpuSlots
     from lmtune.storage.base import Storage
 
-__all__ = ["PROGRESS_ATTR", "AutoPacker", "Measurement", "PackedTrial", "PackingDecision", "Probe",
-           "ProgressReport", "StorageProbe", "choose_packing", "measure", "next_level", "parse_compute_apps"]
+__all__ = [
+    "PROGRESS_ATTR",
+    "AutoPacker",
+    "Measurement",
+    "PackedTrial",
+    "PackingDecision",
+    "Probe",
+    "ProgressReport",
+    "StorageProbe",
+    "choose_packing",
+    "measure",
+    "next_level",
+    "parse_compute_apps",
+]
 
 logger = logging.getLogger("lmtune")
 
@@ -51,8 +63,10 @@ class Measurement:
 
     def __post_init__(self) -> None:
         if self.trials < 1 or not self.steps_per_second > 0 or self.peak_bytes < 0:
-            raise ConfigError(f"a packing measurement needs trials >= 1, steps_per_second > 0 and peak_bytes >= 0, "
-                              f"got {self}")
+            raise ConfigError(
+                f"a packing measurement needs trials >= 1, steps_per_second > 0 and peak_bytes >= 0, "
+                f"got {self}"
+            )
 
 
 @dataclass(frozen=True)
@@ -71,8 +85,14 @@ def _fits(trials: int, measurements: Sequence[Measurement], gpu_bytes: int, head
     return trials * per_trial <= headroom * gpu_bytes
 
 
-def next_level(measurements: Sequence[Measurement], gpu_bytes: int, *, min_gain: float = 0.05,
-               headroom: float = 0.9, max_trials: int = 64) -> int | None:
+def next_level(
+    measurements: Sequence[Measurement],
+    gpu_bytes: int,
+    *,
+    min_gain: float = 0.05,
+    headroom: float = 0.9,
+    max_trials: int = 64,
+) -> int | None:
     """The number of trials to measure next, or None when measuring is done.
 
     Starts at one and doubles while the last doubling raised the aggregate throughput by at least ``min_gain``
@@ -91,8 +111,9 @@ def next_level(measurements: Sequence[Measurement], gpu_bytes: int, *, min_gain:
     return candidate if candidate > last.trials else None
 
 
-def choose_packing(measurements: Sequence[Measurement], gpu_bytes: int, *, min_gain: float = 0.05,
-                   headroom: float = 0.9) -> PackingDecision:
+def choose_packing(
+    measurements: Sequence[Measurement], gpu_bytes: int, *, min_gain: float = 0.05, headroom: float = 0.9
+) -> PackingDecision:
     """The fewest trials per GPU whose throughput is within ``min_gain`` of the best measured that fits.
 
     Fewer trials for (nearly) the same throughput means each trial finishes sooner, so the scheduler learns
@@ -103,15 +124,21 @@ def choose_packing(measurements: Sequence[Measurement], gpu_bytes: int, *, min_g
     fitting = [m for m in measurements if _fits(m.trials, measurements, gpu_bytes, headroom)]
     if not fitting:
         smallest = min(measurements, key=lambda m: m.trials)
-        return PackingDecision(smallest.trials, smallest.steps_per_second,
-                               f"even {smallest.trials} trial(s) use more than {headroom:.0%} of the GPU memory")
+        return PackingDecision(
+            smallest.trials,
+            smallest.steps_per_second,
+            f"even {smallest.trials} trial(s) use more than {headroom:.0%} of the GPU memory",
+        )
     best = max(fitting, key=lambda m: m.steps_per_second)
     enough = [m for m in fitting if m.steps_per_second >= best.steps_per_second / (1 + min_gain)]
     chosen = min(enough, key=lambda m: m.trials)
     gain = chosen.steps_per_second / min(fitting, key=lambda m: m.trials).steps_per_second
-    return PackingDecision(chosen.trials, chosen.steps_per_second,
-                           f"{chosen.trials} trial(s) per GPU make {chosen.steps_per_second:.1f} steps/s "
-                           f"({gain:.1f}x one trial), the fewest within {min_gain:.0%} of the best measured")
+    return PackingDecision(
+        chosen.trials,
+        chosen.steps_per_second,
+        f"{chosen.trials} trial(s) per GPU make {chosen.steps_per_second:.1f} steps/s "
+        f"({gain:.1f}x one trial), the fewest within {min_gain:.0%} of the best measured",
+    )
 
 
 def measure(step: Callable[[], object], trials: int, *, warmup: int = 3, steps: int = 10) -> Measurement:
@@ -154,7 +181,9 @@ class ProgressReport:
         if self._last is not None and now - self._last < self.interval:
             return
         self._last = now
-        self.trial.set_user_attr(PROGRESS_ATTR, {"steps": int(steps), "time": now, "peak_bytes": int(peak_bytes)})
+        self.trial.set_user_attr(
+            PROGRESS_ATTR, {"steps": int(steps), "time": now, "peak_bytes": int(peak_bytes)}
+        )
 
 
 @dataclass(frozen=True)
@@ -220,8 +249,9 @@ class StorageProbe:
         if since != self._since:
             self._since, self._first = since, {}
         per_gpu = max(Counter(t.gpu for t in trials).values(), default=0)
-        used = parse_compute_apps(_nvidia_smi("--query-compute-apps=pid,used_memory",
-                                              "--format=csv,noheader,nounits") or "")
+        used = parse_compute_apps(
+            _nvidia_smi("--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits") or ""
+        )
         rates, peaks = [], []
         for trial in trials:
             progress = storage.get_trial(trial.trial_id).user_attrs.get(PROGRESS_ATTR)
@@ -249,8 +279,16 @@ class AutoPacker:
 
     DEFAULT_MAX_PER_GPU = 64
 
-    def __init__(self, slots: GpuSlots, probe: Probe, *, max_per_gpu: int = DEFAULT_MAX_PER_GPU, give_up_after: float = 600.0,
-                 min_gain: float = 0.05, headroom: float = 0.9) -> None:
+    def __init__(
+        self,
+        slots: GpuSlots,
+        probe: Probe,
+        *,
+        max_per_gpu: int = DEFAULT_MAX_PER_GPU,
+        give_up_after: float = 600.0,
+        min_gain: float = 0.05,
+        headroom: float = 0.9,
+    ) -> None:
         self.slots, self.probe = slots, probe
         self.max_per_gpu, self.give_up_after = max(1, max_per_gpu), give_up_after
         self.min_gain, self.headroom = min_gain, headroom
@@ -261,9 +299,13 @@ class AutoPacker:
         known = probe.gpu_bytes()
         self.gpu_bytes = known if known else 1 << 62  # unknown: memory does not limit the packing
         slots.set_per_gpu(1)
-        logger.info("resources.gpus_per_trial: auto: starting with 1 trial per GPU on %d GPU(s) of %s; raising "
-                    "it while total steps/s rise and memory fits (at most %d per GPU)", len(slots.gpu_ids),
-                    f"{known / GIB:.1f} GiB" if known else "unknown memory (not limiting)", self.max_per_gpu)
+        logger.info(
+            "resources.gpus_per_trial: auto: starting with 1 trial per GPU on %d GPU(s) of %s; raising "
+            "it while total steps/s rise and memory fits (at most %d per GPU)",
+            len(slots.gpu_ids),
+            f"{known / GIB:.1f} GiB" if known else "unknown memory (not limiting)",
+            self.max_per_gpu,
+        )
 
     def update(self, storage: Storage, trials: Sequence[PackedTrial], now: float) -> None:
         """Look at the running ``trials`` (``now``: Unix seconds) and move to the next packing when measured."""
@@ -278,15 +320,27 @@ class AutoPacker:
         found = self.probe.measure(storage, trials, self._full_since)
         if found is None:
             if now - self._full_since > self.give_up_after:
-                self._keep(f"no throughput measured in {self.give_up_after:g} s with {self.level} trial(s) per GPU "
-                           f"(do the trials write `{PROGRESS_ATTR}`? see ProgressReport)")
+                self._keep(
+                    f"no throughput measured in {self.give_up_after:g} s with {self.level} trial(s) per GPU "
+                    f"(do the trials write `{PROGRESS_ATTR}`? see ProgressReport)"
+                )
             return
         self.measurements.append(found)
-        following = next_level(self.measurements, self.gpu_bytes, min_gain=self.min_gain, headroom=self.headroom,
-                               max_trials=self.max_per_gpu)
-        logger.info("resources.gpus_per_trial: auto: %d trial(s) per GPU make %.1f steps/s per GPU, %.2f GiB per "
-                    "trial; %s", found.trials, found.steps_per_second, found.peak_bytes / found.trials / GIB,
-                    f"trying {following}" if following is not None else "measuring done")
+        following = next_level(
+            self.measurements,
+            self.gpu_bytes,
+            min_gain=self.min_gain,
+            headroom=self.headroom,
+            max_trials=self.max_per_gpu,
+        )
+        logger.info(
+            "resources.gpus_per_trial: auto: %d trial(s) per GPU make %.1f steps/s per GPU, %.2f GiB per "
+            "trial; %s",
+            found.trials,
+            found.steps_per_second,
+            found.peak_bytes / found.trials / GIB,
+            f"trying {following}" if following is not None else "measuring done",
+        )
         if following is None:
             self._keep(stopped=self._why_stopped())
         else:
@@ -301,17 +355,24 @@ class AutoPacker:
             return f"{last.trials} per GPU added less than {self.min_gain:.0%} over {ordered[-2].trials}"
         if last.trials >= self.max_per_gpu:
             return f"{self.max_per_gpu} per GPU is the most the workers allow"
-        return (f"more would not fit in {self.headroom:.0%} of {self.gpu_bytes / GIB:.1f} GiB at "
-                f"{last.peak_bytes / last.trials / GIB:.2f} GiB per trial")
+        return (
+            f"more would not fit in {self.headroom:.0%} of {self.gpu_bytes / GIB:.1f} GiB at "
+            f"{last.peak_bytes / last.trials / GIB:.2f} GiB per trial"
+        )
 
     def _keep(self, why: str | None = None, stopped: str | None = None) -> None:
         if self.measurements:
-            chosen = choose_packing(self.measurements, self.gpu_bytes, min_gain=self.min_gain, headroom=self.headroom)
+            chosen = choose_packing(
+                self.measurements, self.gpu_bytes, min_gain=self.min_gain, headroom=self.headroom
+            )
             reason = f"{why}; {chosen.reason}" if why else f"{chosen.reason}; measuring stopped: {stopped}"
             self.decision = PackingDecision(chosen.trials, chosen.steps_per_second, reason)
         else:
             self.decision = PackingDecision(self.level, 0.0, why or "nothing measured")
         self.level = self.decision.trials
         self.slots.set_per_gpu(self.level)
-        logger.info("resources.gpus_per_trial: auto: keeping %d trial(s) per GPU: %s", self.level,
-                    self.decision.reason)
+        logger.info(
+            "resources.gpus_per_trial: auto: keeping %d trial(s) per GPU: %s",
+            self.level,
+            self.decision.reason,
+        )

@@ -94,7 +94,11 @@ class StudyRef:
             max_retries=study.retry.max_retries if study.retry is not None else 0,
             checkpoint_root=str(study.checkpoint_root),
         )
-        for what, value in (("objective", objective), ("sampler", ref.sampler), ("scheduler", study.scheduler)):
+        for what, value in (
+            ("objective", objective),
+            ("sampler", ref.sampler),
+            ("scheduler", study.scheduler),
+        ):
             check_picklable(what, value)
         return ref
 

@@ -74,8 +74,14 @@ class RetryPolicy:
         return attrs
 
     def say_retried(self, record: TrialRecord, retry: TrialRecord) -> None:
-        logger.warning("trial %d (%s) is retried as trial %d, attempt %d of %d", record.number,
-                       record.failure_reason, retry.number, retry.system_attrs["retry_count"], self.max_retries)
+        logger.warning(
+            "trial %d (%s) is retried as trial %d, attempt %d of %d",
+            record.number,
+            record.failure_reason,
+            retry.number,
+            retry.system_attrs["retry_count"],
+            self.max_retries,
+        )
 
 
 def fail_lost_trial(study: Study, trial_id: int, reason: str) -> TrialRecord | None:

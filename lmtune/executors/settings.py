@@ -14,8 +14,15 @@ from typing import Any
 
 from lmtune.exceptions import ConfigError
 
-__all__ = ["EXECUTORS", "FUSE_MODES", "FUSE_NEEDS_ONE_PROCESS", "ExecutionSettings", "HeartbeatSettings", "Resources",
-           "execution_from_config"]
+__all__ = [
+    "EXECUTORS",
+    "FUSE_MODES",
+    "FUSE_NEEDS_ONE_PROCESS",
+    "ExecutionSettings",
+    "HeartbeatSettings",
+    "Resources",
+    "execution_from_config",
+]
 
 EXECUTORS = ("local", "ray")
 FUSE_MODES = ("auto", "true", "false")
@@ -79,11 +86,14 @@ class Resources:
         cpus = _number("resources.cpus_per_trial", options.get("cpus_per_trial", 1.0), minimum=0, strict=True)
         processes = options.get("processes_per_trial")
         if processes is not None:
-            processes = int(_number("resources.processes_per_trial", processes, minimum=1, strict=False,
-                                    integer=True))
+            processes = int(
+                _number("resources.processes_per_trial", processes, minimum=1, strict=False, integer=True)
+            )
         if auto and processes is not None and processes > 1:
-            raise ConfigError("`resources.gpus_per_trial: auto` packs one-process trials onto shared GPUs; "
-                              f"remove `processes_per_trial` ({processes}) or give gpus_per_trial as a number")
+            raise ConfigError(
+                "`resources.gpus_per_trial: auto` packs one-process trials onto shared GPUs; "
+                f"remove `processes_per_trial` ({processes}) or give gpus_per_trial as a number"
+            )
         return cls(gpus_per_trial=gpus, cpus_per_trial=cpus, processes_per_trial=processes, auto_packing=auto)
 
     @property
@@ -107,9 +117,12 @@ class HeartbeatSettings:
     @classmethod
     def from_config(cls, value: Any) -> HeartbeatSettings:
         options = _options("heartbeat", value, ("interval", "grace_period"))
-        interval = _number("heartbeat.interval", options.get("interval", cls.interval), minimum=0, strict=True)
-        grace = _number("heartbeat.grace_period", options.get("grace_period", cls.grace_period), minimum=0,
-                        strict=True)
+        interval = _number(
+            "heartbeat.interval", options.get("interval", cls.interval), minimum=0, strict=True
+        )
+        grace = _number(
+            "heartbeat.grace_period", options.get("grace_period", cls.grace_period), minimum=0, strict=True
+        )
         if grace <= interval:
             raise ConfigError(
                 f"`heartbeat.grace_period` ({grace:g} s) must be longer than `heartbeat.interval` ({interval:g} s), "
@@ -211,8 +224,10 @@ def execution_from_config(
         group_size=group_size,
     )
     if settings.resources.auto_packing and name != "local":
-        raise ConfigError(f"`resources.gpus_per_trial: auto` is applied by the local pool, not by {name}; give "
-                          f"gpus_per_trial as a number (0.25: four trials per GPU)")
+        raise ConfigError(
+            f"`resources.gpus_per_trial: auto` is applied by the local pool, not by {name}; give "
+            f"gpus_per_trial as a number (0.25: four trials per GPU)"
+        )
     if fuse == "true" and not settings.in_process:
         raise ConfigError(FUSE_NEEDS_ONE_PROCESS)
     return settings

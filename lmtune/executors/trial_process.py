@@ -40,7 +40,9 @@ def run_in_this_process(
         objective(replica_of(study, trial_id, presuggested))
         return None
     trial = study.adopt(trial_id, presuggested)
-    study.storage.set_trial_system_attr(trial_id, PROCESS_ATTR, {"host": socket.gethostname(), "pid": os.getpid()})
+    study.storage.set_trial_system_attr(
+        trial_id, PROCESS_ATTR, {"host": socket.gethostname(), "pid": os.getpid()}
+    )
     return study.run_trial(objective, trial)
 
 

@@ -39,7 +39,9 @@ class MLflowTracker:
         try:
             from mlflow.tracking import MlflowClient
         except ImportError as exc:
-            raise MissingDependencyError("the MLflow tracker needs mlflow: pip install 'lmtune[viz]'") from exc
+            raise MissingDependencyError(
+                "the MLflow tracker needs mlflow: pip install 'lmtune[viz]'"
+            ) from exc
         self.tracking_uri = tracking_uri or Path("mlruns").resolve().as_uri()
         if self.tracking_uri.startswith("file:") or "://" not in self.tracking_uri:
             # MLflow 3 keeps its folder store behind this switch; the folder store is what needs no server or DB.
@@ -56,17 +58,24 @@ class MLflowTracker:
             return self._parents[name]
         experiment_name = self.experiment or name
         experiment = self.client.get_experiment_by_name(experiment_name)
-        experiment_id = (experiment.experiment_id if experiment is not None
-                         else self.client.create_experiment(experiment_name))
+        experiment_id = (
+            experiment.experiment_id
+            if experiment is not None
+            else self.client.create_experiment(experiment_name)
+        )
         found = self.client.search_runs(
-            [experiment_id], filter_string=f"tags.`lmtune.study` = '{name}' and tags.`lmtune.role` = 'study'",
-            max_results=1)
+            [experiment_id],
+            filter_string=f"tags.`lmtune.study` = '{name}' and tags.`lmtune.role` = 'study'",
+            max_results=1,
+        )
         if found:
             run_id = found[0].info.run_id
         else:
-            run_id = self.client.create_run(experiment_id, run_name=name,
-                                            tags={"lmtune.study": name, "lmtune.role": "study",
-                                                  "lmtune.direction": study.direction}).info.run_id
+            run_id = self.client.create_run(
+                experiment_id,
+                run_name=name,
+                tags={"lmtune.study": name, "lmtune.role": "study", "lmtune.direction": study.direction},
+            ).info.run_id
         self._parents[name] = (experiment_id, run_id)
         return experiment_id, run_id
 
@@ -78,18 +87,32 @@ class MLflowTracker:
         with self._lock:
             experiment_id, parent = self._parent(study)
             run = self.client.create_run(
-                experiment_id, start_time=_ms(record.started_at), run_name=f"trial {record.number}",
-                tags={"mlflow.parentRunId": parent, "lmtune.study": study.study_name, "lmtune.role": "trial",
-                      "lmtune.trial": str(record.number), "lmtune.state": record.state.value,
-                      **({"lmtune.failure_reason": record.failure_reason} if record.failure_reason else {})})
+                experiment_id,
+                start_time=_ms(record.started_at),
+                run_name=f"trial {record.number}",
+                tags={
+                    "mlflow.parentRunId": parent,
+                    "lmtune.study": study.study_name,
+                    "lmtune.role": "trial",
+                    "lmtune.trial": str(record.number),
+                    "lmtune.state": record.state.value,
+                    **({"lmtune.failure_reason": record.failure_reason} if record.failure_reason else {}),
+                },
+            )
             end = _ms(record.finished_at)
-            metrics = [Metric("intermediate", float(v), end, int(s)) for s, v in sorted(record.intermediate.items())]
+            metrics = [
+                Metric("intermediate", float(v), end, int(s)) for s, v in sorted(record.intermediate.items())
+            ]
             if record.value is not None:
                 metrics.append(Metric("value", float(record.value), end, record.last_step or 0))
-            params = [Param(k, (v if isinstance(v, str) else json.dumps(v))[:MAX_PARAM_LENGTH])
-                      for k, v in record.params.items()]
+            params = [
+                Param(k, (v if isinstance(v, str) else json.dumps(v))[:MAX_PARAM_LENGTH])
+                for k, v in record.params.items()
+            ]
             self.client.log_batch(run.info.run_id, metrics=metrics, params=params)
             self.client.set_terminated(run.info.run_id, status=RUN_STATUS[record.state], end_time=end)
             best = study.history().best()
             if best is not None and best.value is not None:
-                self.client.log_metric(parent, "best_value", float(best.value), timestamp=end, step=record.number)
+                self.client.log_metric(
+                    parent, "best_value", float(best.value), timestamp=end, step=record.number
+                )

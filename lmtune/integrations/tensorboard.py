@@ -32,7 +32,9 @@ def _imports() -> Any:
         from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
         from tensorboard.summary.writer.event_file_writer import EventFileWriter
     except ImportError as exc:
-        raise MissingDependencyError("the TensorBoard tracker needs tensorboard: pip install 'lmtune[viz]'") from exc
+        raise MissingDependencyError(
+            "the TensorBoard tracker needs tensorboard: pip install 'lmtune[viz]'"
+        ) from exc
     return event_pb2, summary_pb2, api_pb2, metadata, plugin_data_pb2, EventFileWriter
 
 
@@ -59,8 +61,11 @@ class TensorBoardTracker:
 
     def _summary_event(self, tag: str, content: bytes, wall_time: float) -> Any:
         event_pb2, summary_pb2, _, metadata, _, _ = _imports()
-        meta = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(
-            plugin_name=metadata.PLUGIN_NAME, content=content))
+        meta = summary_pb2.SummaryMetadata(
+            plugin_data=summary_pb2.SummaryMetadata.PluginData(
+                plugin_name=metadata.PLUGIN_NAME, content=content
+            )
+        )
         summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, metadata=meta)])
         return event_pb2.Event(wall_time=wall_time, summary=summary)
 
@@ -84,19 +89,29 @@ class TensorBoardTracker:
         session = plugin_data_pb2.SessionStartInfo(group_name=folder.name, start_time_secs=start)
         for name, value in record.params.items():
             _set_value(session.hparams[name], value)
-        start_data = plugin_data_pb2.HParamsPluginData(version=metadata.PLUGIN_DATA_VERSION,
-                                                       session_start_info=session)
-        writer.add_event(self._summary_event(metadata.SESSION_START_INFO_TAG, start_data.SerializeToString(), start))
+        start_data = plugin_data_pb2.HParamsPluginData(
+            version=metadata.PLUGIN_DATA_VERSION, session_start_info=session
+        )
+        writer.add_event(
+            self._summary_event(metadata.SESSION_START_INFO_TAG, start_data.SerializeToString(), start)
+        )
         steps = sorted(record.intermediate)
         for step in steps:
-            writer.add_event(_scalar(event_pb2, summary_pb2, "intermediate", record.intermediate[step], step, end))
+            writer.add_event(
+                _scalar(event_pb2, summary_pb2, "intermediate", record.intermediate[step], step, end)
+            )
         if record.value is not None:
-            writer.add_event(_scalar(event_pb2, summary_pb2, "value", record.value, steps[-1] if steps else 0, end))
+            writer.add_event(
+                _scalar(event_pb2, summary_pb2, "value", record.value, steps[-1] if steps else 0, end)
+            )
         status = api_pb2.STATUS_FAILURE if record.state is TrialState.FAILED else api_pb2.STATUS_SUCCESS
         end_data = plugin_data_pb2.HParamsPluginData(
             version=metadata.PLUGIN_DATA_VERSION,
-            session_end_info=plugin_data_pb2.SessionEndInfo(status=status, end_time_secs=end))
-        writer.add_event(self._summary_event(metadata.SESSION_END_INFO_TAG, end_data.SerializeToString(), end))
+            session_end_info=plugin_data_pb2.SessionEndInfo(status=status, end_time_secs=end),
+        )
+        writer.add_event(
+            self._summary_event(metadata.SESSION_END_INFO_TAG, end_data.SerializeToString(), end)
+        )
         writer.close()
 
 
@@ -121,8 +136,13 @@ def _hparam_info(api_pb2: Any, name: str, dist: Distribution) -> Any:
     info = api_pb2.HParamInfo(name=name)
     if isinstance(dist, CategoricalDistribution):
         kinds = {type(c) for c in dist.choices}
-        info.type = (api_pb2.DATA_TYPE_BOOL if kinds == {bool} else api_pb2.DATA_TYPE_FLOAT64
-                     if kinds <= {int, float} else api_pb2.DATA_TYPE_STRING)
+        info.type = (
+            api_pb2.DATA_TYPE_BOOL
+            if kinds == {bool}
+            else api_pb2.DATA_TYPE_FLOAT64
+            if kinds <= {int, float}
+            else api_pb2.DATA_TYPE_STRING
+        )
         for choice in dist.choices:
             _set_value(info.domain_discrete.values.add(), choice)
     else:

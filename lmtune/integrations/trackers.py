@@ -29,10 +29,18 @@ class _Tracker:
 
 
 TRACKERS: dict[str, _Tracker] = {
-    "tensorboard": _Tracker("lmtune.integrations.tensorboard", "TensorBoardTracker", ("logdir",),
-                            lambda base: {"logdir": base / "tensorboard"}),
-    "mlflow": _Tracker("lmtune.integrations.mlflow", "MLflowTracker", (),
-                       lambda base: {"tracking_uri": (base / "mlruns").resolve().as_uri()}),
+    "tensorboard": _Tracker(
+        "lmtune.integrations.tensorboard",
+        "TensorBoardTracker",
+        ("logdir",),
+        lambda base: {"logdir": base / "tensorboard"},
+    ),
+    "mlflow": _Tracker(
+        "lmtune.integrations.mlflow",
+        "MLflowTracker",
+        (),
+        lambda base: {"tracking_uri": (base / "mlruns").resolve().as_uri()},
+    ),
     "wandb": _Tracker("lmtune.integrations.wandb", "WandbTracker", ("dir",), lambda base: {"dir": base}),
 }
 

@@ -25,8 +25,13 @@ MODES = ("offline", "online", "disabled")
 class WandbTracker:
     """A study callback logging each finished trial as a W&B run in ``dir`` (project: the study name)."""
 
-    def __init__(self, dir: str | Path = ".", project: str | None = None, mode: str = "offline",
-                 entity: str | None = None) -> None:
+    def __init__(
+        self,
+        dir: str | Path = ".",
+        project: str | None = None,
+        mode: str = "offline",
+        entity: str | None = None,
+    ) -> None:
         try:
             import wandb
         except ImportError as exc:
@@ -47,9 +52,16 @@ class WandbTracker:
         settings: Any = self._wandb.Settings(silent=True, console="off", x_disable_stats=True)
         with self._lock:
             run = self._wandb.init(
-                mode=self.mode, dir=str(self.dir), project=self.project or study.study_name, entity=self.entity,
-                group=study.study_name, name=f"trial-{record.number}", config=dict(record.params),
-                tags=[record.state.value.lower()], reinit="create_new", settings=settings,
+                mode=self.mode,
+                dir=str(self.dir),
+                project=self.project or study.study_name,
+                entity=self.entity,
+                group=study.study_name,
+                name=f"trial-{record.number}",
+                config=dict(record.params),
+                tags=[record.state.value.lower()],
+                reinit="create_new",
+                settings=settings,
             )
             for step, value in sorted(record.intermediate.items()):
                 run.log({"intermediate": value}, step=step)

@@ -190,7 +190,9 @@ class Database:
         self._write_lock = threading.Lock() if self.sqlite else None
         self._read_lock = self._write_lock if self.memory else None
         # PostgreSQL: reads and single-statement writes need no transaction around them (one round trip each).
-        self._autocommit = self.engine if self.sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._autocommit = (
+            self.engine if self.sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
         self._queue = _writer_queue(parsed)
         self._pid = os.getpid()
 

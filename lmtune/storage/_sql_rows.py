@@ -100,16 +100,20 @@ _NUMBERED = (
     .cte("numbered")
 )
 _NEW_COLUMNS = [c for c in trials.c if c.name not in ("trial_id", "number", "seq")]
-PG_CREATE = insert(trials).from_select(
-    [*(c.name for c in _NEW_COLUMNS), "number", "seq"],
-    select(
-        # Values bound as "new_<column>": a bound name equal to a column name of either table would be added to
-        # that table's SET clause. Cast, so that NULLs are typed too.
-        *(cast(bindparam(f"new_{c.name}"), c.type) for c in _NEW_COLUMNS),
-        _NUMBERED.c.n_trials - 1,
-        _NUMBERED.c.seq,
-    ),
-).returning(trials.c.trial_id, trials.c.number, trials.c.seq)
+PG_CREATE = (
+    insert(trials)
+    .from_select(
+        [*(c.name for c in _NEW_COLUMNS), "number", "seq"],
+        select(
+            # Values bound as "new_<column>": a bound name equal to a column name of either table would be added to
+            # that table's SET clause. Cast, so that NULLs are typed too.
+            *(cast(bindparam(f"new_{c.name}"), c.type) for c in _NEW_COLUMNS),
+            _NUMBERED.c.n_trials - 1,
+            _NUMBERED.c.seq,
+        ),
+    )
+    .returning(trials.c.trial_id, trials.c.number, trials.c.seq)
+)
 
 OLDEST_WAITING = (
     select(trials.c.trial_id)

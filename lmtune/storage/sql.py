@@ -308,8 +308,6 @@ class SQLStorage(Storage):
         trial_id = cast(Any, conn.execute(INSERT_TRIAL, row).inserted_primary_key)[0]
         return record_from_row({**row, "trial_id": int(trial_id)})
 
-
-
     def _create_in_one_statement(
         self, study_id: int, values: dict[str, Any], max_trials: int | None
     ) -> TrialRecord | None:
@@ -462,9 +460,7 @@ class SQLStorage(Storage):
             attrs = retry(failed) if retry is not None else None
             if attrs is None:
                 return failed, None
-            copy = _new_trial(
-                study_id, TrialState.WAITING, failed.params, failed.distributions, attrs, None
-            )
+            copy = _new_trial(study_id, TrialState.WAITING, failed.params, failed.distributions, attrs, None)
             return failed, self._insert(conn, study_id, copy, None)
 
         failed, copy = self._db.write(tx)

@@ -243,9 +243,13 @@ class StorageConformance:
             assert failed.state is TrialState.FAILED and store.get_trial(lost.trial_id) == failed
             assert store.fail_trial(sid, made[1].trial_id, "boom")[1] is None  # type: ignore[union-attr]
             assert [r.state for r in store.get_trials(sid)] == [
-                TrialState.FAILED, TrialState.FAILED, TrialState.WAITING
+                TrialState.FAILED,
+                TrialState.FAILED,
+                TrialState.WAITING,
             ]
-            self._refused(store, lost.trial_id, lambda: store.fail_trial(sid, lost.trial_id, "again"), TrialStateError)
+            self._refused(
+                store, lost.trial_id, lambda: store.fail_trial(sid, lost.trial_id, "again"), TrialStateError
+            )
 
     def test_claim_takes_the_oldest_waiting_trial(self) -> None:
         with self.storage() as store:

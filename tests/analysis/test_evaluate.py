@@ -22,8 +22,16 @@ from lmtune.samplers import RandomSampler
 # True mean accuracy of each configuration, and the noise each seed adds. With seed 0 (the search) "lucky" looks
 # best (0.80 + 0.10); on fresh seeds "steady" is better on average.
 TRUE_MEAN = {"lucky": 0.80, "steady": 0.85, "poor": 0.60}
-NOISE = {("lucky", 0): 0.10, ("lucky", 1): 0.01, ("lucky", 2): -0.02, ("lucky", 3): 0.0,
-         ("steady", 0): 0.0, ("steady", 1): -0.01, ("steady", 2): 0.01, ("steady", 3): 0.0}
+NOISE = {
+    ("lucky", 0): 0.10,
+    ("lucky", 1): 0.01,
+    ("lucky", 2): -0.02,
+    ("lucky", 3): 0.0,
+    ("steady", 0): 0.0,
+    ("steady", 1): -0.01,
+    ("steady", 2): 0.01,
+    ("steady", 3): 0.0,
+}
 
 
 class Objective:
@@ -39,8 +47,11 @@ class Objective:
 
 @pytest.fixture
 def searched() -> lmtune.Study:
-    study = lmtune.create_study(direction="maximize", sampler=RandomSampler(seed=0), space={"config": {"type": "categorical",
-                                                                        "choices": list(TRUE_MEAN)}})
+    study = lmtune.create_study(
+        direction="maximize",
+        sampler=RandomSampler(seed=0),
+        space={"config": {"type": "categorical", "choices": list(TRUE_MEAN)}},
+    )
     for config in TRUE_MEAN:
         study.enqueue({"config": config})
     study.optimize(Objective(), n_trials=3)

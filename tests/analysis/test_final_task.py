@@ -20,16 +20,28 @@ TINY = {"hidden_size": 64, "num_heads": 2, "num_layers": 2, "ffn_size": 128}
 def test_final_evaluation_of_a_classification_task(shared_dir: Path) -> None:
     from lmtune.nlp import load_task
 
-    task = load_task({
-        "type": "classification",
-        "model": {"architecture": "bert", "vocab_size": 600},
-        "data": {"root": str(shared_dir / "data" / "trec"), "train": "train.jsonl.gz", "test": "test.jsonl.gz",
-                 "max_train_examples": 256, "max_eval_examples": 64},
-        "max_length": 32, "patience": None,
-        "training": {"epochs": 1, "batch_size": 32, "warmup_ratio": 0.0, **TINY},
-    }, Path("."))
-    study = lmtune.create_study(direction=task.direction, sampler=RandomSampler(seed=0),
-                                space={"learning_rate": {"type": "float", "low": 1e-3, "high": 5e-3, "log": True}})
+    task = load_task(
+        {
+            "type": "classification",
+            "model": {"architecture": "bert", "vocab_size": 600},
+            "data": {
+                "root": str(shared_dir / "data" / "trec"),
+                "train": "train.jsonl.gz",
+                "test": "test.jsonl.gz",
+                "max_train_examples": 256,
+                "max_eval_examples": 64,
+            },
+            "max_length": 32,
+            "patience": None,
+            "training": {"epochs": 1, "batch_size": 32, "warmup_ratio": 0.0, **TINY},
+        },
+        Path("."),
+    )
+    study = lmtune.create_study(
+        direction=task.direction,
+        sampler=RandomSampler(seed=0),
+        space={"learning_rate": {"type": "float", "low": 1e-3, "high": 5e-3, "log": True}},
+    )
     study.optimize(task, n_trials=2)
     tested = []
 

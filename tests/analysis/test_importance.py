@@ -44,8 +44,10 @@ def test_dominant_parameter_ranks_first(dominated_study: lmtune.Study, method: s
 
 def test_fanova_matches_the_analytic_decomposition() -> None:
     """f = 4 x + y on the unit square (uniform x, y): main effects 16/12 and 1/12, shares 16/17 and 1/17."""
-    study = lmtune.create_study(space={"x": {"type": "float", "low": 0, "high": 1},
-                                       "y": {"type": "float", "low": 0, "high": 1}}, sampler=RandomSampler(seed=0))
+    study = lmtune.create_study(
+        space={"x": {"type": "float", "low": 0, "high": 1}, "y": {"type": "float", "low": 0, "high": 1}},
+        sampler=RandomSampler(seed=0),
+    )
     study.optimize(lambda t: 4 * t.params["x"] + t.params["y"], n_trials=300)
     result = fanova_importance(study, seeds=(0, 1), n_trees=16)
     assert result.mean["x"] == pytest.approx(16 / 17, abs=0.05)

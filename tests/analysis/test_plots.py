@@ -110,8 +110,10 @@ def test_save_figure_html_and_json(study: lmtune.Study, tmp_path: Path) -> None:
         plots.save_figure(fig, tmp_path / "h.txt")
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None and shutil.which("google-chrome") is None,
-                    reason="static images need Chromium or Chrome (Debian: apt-get install chromium)")
+@pytest.mark.skipif(
+    shutil.which("chromium") is None and shutil.which("google-chrome") is None,
+    reason="static images need Chromium or Chrome (Debian: apt-get install chromium)",
+)
 def test_save_figure_static_png_and_svg(study: lmtune.Study, tmp_path: Path) -> None:
     fig = plots.plot_history(study)
     png = plots.save_figure(fig, tmp_path / "h.png").read_bytes()

@@ -76,12 +76,18 @@ def _objective(trial: lmtune.Trial) -> float:
 @pytest.fixture(scope="module")
 def study_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = f"sqlite:///{tmp_path_factory.mktemp('report') / 'study.db'}"
-    study = lmtune.create_study(space=CONDITIONAL_SPACE, sampler=RandomSampler(seed=0), storage=url, study_name="demo")
+    study = lmtune.create_study(
+        space=CONDITIONAL_SPACE, sampler=RandomSampler(seed=0), storage=url, study_name="demo"
+    )
     study.optimize(_objective, n_trials=30)
 
     def test(params: dict, runs: list) -> lmtune.analysis.evaluate.TestResult:
-        return classification_test_result([0, 1, 1, 0], [[0.9, 0.1], [0.3, 0.7], [0.8, 0.2], [0.6, 0.4]],
-                                          ["a <b>", "c", "a sarcastic one", "d"], ["neg", "pos"])
+        return classification_test_result(
+            [0, 1, 1, 0],
+            [[0.9, 0.1], [0.3, 0.7], [0.8, 0.2], [0.6, 0.4]],
+            ["a <b>", "c", "a sarcastic one", "d"],
+            ["neg", "pos"],
+        )
 
     final_evaluation(study, _objective, top_k=2, seeds=2, test=test)
     study.close()
@@ -103,12 +109,24 @@ def test_report_is_valid_html_with_every_section(report: Path) -> None:
     assert checker.doctype
     assert checker.errors == [] and checker.stack == []
     assert set(SECTIONS) <= checker.ids
-    plot_ids = {f"plot-{k}" for k in ("history", "intermediate", "parallel", "slice", "contour", "timeline",
-                                      "importance")}
+    plot_ids = {
+        f"plot-{k}"
+        for k in ("history", "intermediate", "parallel", "slice", "contour", "timeline", "importance")
+    }
     assert plot_ids <= checker.ids
     text = " ".join(checker.text)
-    for expected in ("best configuration", "test score", "GPU time", "CPU time", "(chosen)", "Confusion matrix",
-                     "a sarcastic one", "diverged <nan>", "fanova", "marginal"):
+    for expected in (
+        "best configuration",
+        "test score",
+        "GPU time",
+        "CPU time",
+        "(chosen)",
+        "Confusion matrix",
+        "a sarcastic one",
+        "diverged <nan>",
+        "fanova",
+        "marginal",
+    ):
         assert expected in text
 
 
@@ -124,7 +142,9 @@ def test_report_loads_nothing_from_outside(report: Path) -> None:
 
 
 def test_report_of_a_missing_study_is_a_clean_error(study_db: str, tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["report", "nope", "--storage", study_db, "-o", str(tmp_path / "r.html")])
+    result = CliRunner().invoke(
+        main, ["report", "nope", "--storage", study_db, "-o", str(tmp_path / "r.html")]
+    )
     assert result.exit_code == 2 and "nope" in result.output
 
 
@@ -141,7 +161,9 @@ def test_report_renders_offline_in_chromium(report: Path, tmp_path: Path) -> Non
 
     outside: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
         page = browser.new_page()
 
         def block(route: object) -> None:

@@ -14,7 +14,7 @@ from lmtune.config import load_study_file
 from lmtune.exceptions import ConfigError
 from lmtune.storage import get_storage
 
-OBJECTIVE = '''
+OBJECTIVE = """
 NOISE = {0: 0.4, 1: 0.0, 2: 0.02}
 
 def objective(trial):
@@ -25,7 +25,7 @@ def objective(trial):
     base = (x - 0.8) ** 2
     luck = NOISE[seed] if abs(x - 0.2) < 0.05 else 0.0
     return base - luck
-'''
+"""
 
 STUDY = """
 study: honest
@@ -53,27 +53,49 @@ def test_run_with_trackers_and_final_evaluation(tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(main, ["run", str(path)])
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output[result.output.index("{"):])
-    assert [c["params"]["x"] for c in summary["candidates"]] == [0.2, 0.8]  # the search ranks the lucky one first
+    summary = json.loads(result.output[result.output.index("{") :])
+    assert [c["params"]["x"] for c in summary["candidates"]] == [
+        0.2,
+        0.8,
+    ]  # the search ranks the lucky one first
     assert summary["candidates"][summary["chosen"]]["params"] == {"x": 0.8}  # the mean picks the real best
     assert sorted(p.name for p in (tmp_path / "tensorboard" / "honest").iterdir() if p.is_dir()) == [
-        "trial_00000", "trial_00001", "trial_00002"]
+        "trial_00000",
+        "trial_00001",
+        "trial_00002",
+    ]
     stored = load_final_evaluation("honest", get_storage(f"sqlite:///{tmp_path / 'study.db'}"))
     assert stored is not None and stored.best.params == {"x": 0.8}
     report = tmp_path / "report.html"
-    result = runner.invoke(main, ["report", "honest", "--storage", f"sqlite:///{tmp_path / 'study.db'}",
-                                  "-o", str(report), "--importance", "marginal"])
+    result = runner.invoke(
+        main,
+        [
+            "report",
+            "honest",
+            "--storage",
+            f"sqlite:///{tmp_path / 'study.db'}",
+            "-o",
+            str(report),
+            "--importance",
+            "marginal",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "#1 (chosen)" in report.read_text()
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    ("final_evaluation: {top_k: 2, seed: 3}", "final_evaluation.seed"),
-    ("final_evaluation: {top_k: 0}", "final_evaluation.top_k"),
-    ("trackers: [comet]", "unknown tracker 'comet'"),
-])
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("final_evaluation: {top_k: 2, seed: 3}", "final_evaluation.seed"),
+        ("final_evaluation: {top_k: 0}", "final_evaluation.top_k"),
+        ("trackers: [comet]", "unknown tracker 'comet'"),
+    ],
+)
 def test_bad_keys_are_config_errors(tmp_path: Path, extra: str, message: str) -> None:
-    text = "\n".join(line for line in STUDY.splitlines() if not line.startswith(("trackers", "final_evaluation")))
+    text = "\n".join(
+        line for line in STUDY.splitlines() if not line.startswith(("trackers", "final_evaluation"))
+    )
     path = _write(tmp_path, text + "\n" + extra + "\n")
     with pytest.raises(ConfigError, match=message):
         load_study_file(path)

@@ -13,8 +13,16 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 WRITER = """
 import sys, time, lmtune
@@ -32,8 +40,9 @@ def objective(trial):
 study.optimize(objective, n_trials=400)
 """
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason=f"needs Debian's Chromium at {CHROMIUM}: apt-get install chromium")
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason=f"needs Debian's Chromium at {CHROMIUM}: apt-get install chromium"
+)
 
 
 def _wait_for(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
@@ -66,8 +75,12 @@ def test_dashboard_shows_new_trials_of_a_running_study(tmp_path: Path) -> None:
     try:
         _wait_for(lambda: writer.poll() is None and _study_has_trials(url), 60, "the writer's first trials")
         started = time.monotonic()
-        dashboard = subprocess.Popen([sys.executable, "-m", "lmtune.cli", "dashboard", "--storage", url,
-                                      "--port", "0"], env=env, stdout=subprocess.PIPE, text=True)
+        dashboard = subprocess.Popen(
+            [sys.executable, "-m", "lmtune.cli", "dashboard", "--storage", url, "--port", "0"],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         line = dashboard.stdout.readline()  # type: ignore[union-attr]
         address = re.search(r"http://127\.0\.0\.1:\d+/", line)
         assert address, line
@@ -83,7 +96,9 @@ def test_dashboard_shows_new_trials_of_a_running_study(tmp_path: Path) -> None:
             rows = page.locator("#trials tbody tr")
             expect(rows.first).to_be_visible(timeout=15_000)
             first_seen = int(rows.first.get_attribute("data-number"))  # newest first
-            expect(page.locator(f'#trials tbody tr[data-number="{first_seen + 2}"]')).to_be_visible(timeout=20_000)
+            expect(page.locator(f'#trials tbody tr[data-number="{first_seen + 2}"]')).to_be_visible(
+                timeout=20_000
+            )
             expect(page.locator("#plot-history .main-svg").first).to_be_visible(timeout=15_000)
             expect(page.locator("#plot-intermediate .main-svg").first).to_be_visible(timeout=15_000)
             page.screenshot(path=str(tmp_path / "study.png"), full_page=True)

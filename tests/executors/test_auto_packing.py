@@ -82,8 +82,12 @@ class RecordedProbe:
 
 def _run(tmp_path, monkeypatch, gpus: int, probe: RecordedProbe, total: int, workers: int | None = None):
     monkeypatch.setenv(FAKE_GPUS_ENV, str(gpus))
-    study = lmtune.create_study(storage=f"sqlite:///{tmp_path / 'auto.db'}", study_name="auto",
-                                space={"x": {"type": "float", "low": 0, "high": 1}}, sampler=RandomSampler(seed=0))
+    study = lmtune.create_study(
+        storage=f"sqlite:///{tmp_path / 'auto.db'}",
+        study_name="auto",
+        space={"x": {"type": "float", "low": 0, "high": 1}},
+        sampler=RandomSampler(seed=0),
+    )
     probe.release = study.checkpoint_root / RELEASED
     executor = LocalExecutor(workers=workers, resources=Resources(auto_packing=True), packing_probe=probe)
     executor.optimize(study, packed_objective, total_trials=total)
@@ -95,12 +99,16 @@ def _most_sharing_after(records: list[dict], moment: float) -> int:
     """The most trials on one GPU at the start of any trial that began after ``moment``."""
     most = 0
     for later in (r for r in records if r["start"] > moment):
-        sharing = [r for r in records if r["gpu"] == later["gpu"] and r["start"] <= later["start"] <= r["end"]]
+        sharing = [
+            r for r in records if r["gpu"] == later["gpu"] and r["start"] <= later["start"] <= r["end"]
+        ]
         most = max(most, len(sharing))
     return most
 
 
-def test_packing_rises_while_throughput_rises_and_keeps_the_fewest_near_the_best(tmp_path, monkeypatch, caplog):
+def test_packing_rises_while_throughput_rises_and_keeps_the_fewest_near_the_best(
+    tmp_path, monkeypatch, caplog
+):
     caplog.set_level(logging.INFO, logger="lmtune")
     probe = RecordedProbe({1: 100.0, 2: 180.0, 4: 186.0}, gib_per_trial=2.0)  # 4 per GPU adds only 3%
     executor, records = _run(tmp_path, monkeypatch, gpus=2, probe=probe, total=12)
@@ -112,8 +120,10 @@ def test_packing_rises_while_throughput_rises_and_keeps_the_fewest_near_the_best
     assert later and _most_sharing_after(records, probe.decided_at) <= 2
     log = caplog.text
     assert "2 trial(s) per GPU make 180.0 steps/s per GPU, 2.00 GiB per trial; trying 4" in log
-    assert ("keeping 2 trial(s) per GPU: 2 trial(s) per GPU make 180.0 steps/s (1.8x one trial), the fewest within "
-            "5% of the best measured; measuring stopped: 4 per GPU added less than 5% over 2") in log
+    assert (
+        "keeping 2 trial(s) per GPU: 2 trial(s) per GPU make 180.0 steps/s (1.8x one trial), the fewest within "
+        "5% of the best measured; measuring stopped: 4 per GPU added less than 5% over 2"
+    ) in log
 
 
 def test_packing_stops_where_memory_would_not_fit(tmp_path, monkeypatch, caplog):
@@ -124,9 +134,11 @@ def test_packing_stops_where_memory_would_not_fit(tmp_path, monkeypatch, caplog)
     assert executor.packer is not None and executor.packer.decision is not None
     assert executor.packer.decision.trials == 8 and executor.packer.decision.steps_per_second == 240.0
     assert {r["gpu"] for r in records} == {"0"}
-    assert ("keeping 8 trial(s) per GPU: 8 trial(s) per GPU make 240.0 steps/s (5.6x one trial), the fewest "
-            "within 5% of the best measured; measuring stopped: more would not fit in 90% of 80.0 GiB at 9.00 GiB "
-            "per trial") in caplog.text
+    assert (
+        "keeping 8 trial(s) per GPU: 8 trial(s) per GPU make 240.0 steps/s (5.6x one trial), the fewest "
+        "within 5% of the best measured; measuring stopped: more would not fit in 90% of 80.0 GiB at 9.00 GiB "
+        "per trial"
+    ) in caplog.text
 
 
 def test_workers_cap_the_trials_per_gpu(tmp_path, monkeypatch):
@@ -135,7 +147,9 @@ def test_workers_cap_the_trials_per_gpu(tmp_path, monkeypatch):
     assert probe.seen == [{"0": 1, "1": 1}, {"0": 2, "1": 2}]  # 4 workers on 2 GPUs: 2 per GPU at most
     assert executor.packer is not None and executor.packer.decision is not None
     assert executor.packer.decision.trials == 2
-    assert executor.packer.decision.reason.endswith("measuring stopped: 2 per GPU is the most the workers allow")
+    assert executor.packer.decision.reason.endswith(
+        "measuring stopped: 2 per GPU is the most the workers allow"
+    )
 
 
 class SilentProbe:
@@ -164,16 +178,18 @@ def test_without_measurements_the_packer_keeps_one_trial_per_gpu_and_says_why(ca
 
 
 def test_storage_probe_measures_steps_per_second_from_progress_reports(tmp_path):
-    study = lmtune.create_study(storage=f"sqlite:///{tmp_path / 'probe.db'}", space={"x": {"type": "float",
-                                                                                           "low": 0, "high": 1}})
+    study = lmtune.create_study(
+        storage=f"sqlite:///{tmp_path / 'probe.db'}", space={"x": {"type": "float", "low": 0, "high": 1}}
+    )
     trials = [study.ask(), study.ask(), study.ask()]
     storage = study.storage
     probe = StorageProbe(warmup=5.0, window=10.0)
     packed = [PackedTrial(t.trial_id, None, gpu) for t, gpu in zip(trials, ["0", "0", "1"], strict=True)]
 
     def progress(trial, steps, at, peak_gib):
-        storage.set_trial_user_attr(trial.trial_id, PROGRESS_ATTR,
-                                    {"steps": steps, "time": at, "peak_bytes": int(peak_gib * GIB)})
+        storage.set_trial_user_attr(
+            trial.trial_id, PROGRESS_ATTR, {"steps": steps, "time": at, "peak_bytes": int(peak_gib * GIB)}
+        )
 
     for trial in trials:
         progress(trial, 3, 1000.0 + 2, 1.0)  # during the warm-up: ignored
@@ -192,14 +208,19 @@ def test_storage_probe_measures_steps_per_second_from_progress_reports(tmp_path)
 
 
 def test_progress_reports_are_written_at_most_once_per_interval(tmp_path):
-    study = lmtune.create_study(storage=f"sqlite:///{tmp_path / 'report.db'}", space={"x": {"type": "float",
-                                                                                            "low": 0, "high": 1}})
+    study = lmtune.create_study(
+        storage=f"sqlite:///{tmp_path / 'report.db'}", space={"x": {"type": "float", "low": 0, "high": 1}}
+    )
     trial = study.ask()
     report = ProgressReport(trial, interval=3600.0)
     report.update(5, peak_bytes=7)
     report.update(6)
     stored = trial.user_attrs[PROGRESS_ATTR]
-    assert stored["steps"] == 5 and stored["peak_bytes"] == 7 and stored["time"] == pytest.approx(time.time(), abs=60)
+    assert (
+        stored["steps"] == 5
+        and stored["peak_bytes"] == 7
+        and stored["time"] == pytest.approx(time.time(), abs=60)
+    )
 
 
 def test_nvidia_smi_memory_per_process_is_read():

@@ -25,17 +25,36 @@ from lmtune.schedulers.successive_halving import SuccessiveHalving
 from lmtune.trial import TrialState
 from tests.nlp.conftest import DATA
 
-TRAINING = {"epochs": 1, "hidden_size": 32, "num_heads": 2, "num_layers": 2, "ffn_size": 64, "dropout": 0.0,
-            "batch_size": 16}
+TRAINING = {
+    "epochs": 1,
+    "hidden_size": 32,
+    "num_heads": 2,
+    "num_layers": 2,
+    "ffn_size": 64,
+    "dropout": 0.0,
+    "batch_size": 16,
+}
 SPEC = {
     "type": "classification",
     "model": {"architecture": "bert", "vocab_size": 600},
-    "data": {"root": "sst2", "train": "train.tsv.gz", "validation": "dev.tsv.gz", "text": "sentence",
-             "max_train_examples": 96, "max_eval_examples": 32},
-    "max_length": 32, "eval_every_steps": 2, "patience": None, "metric": "loss", "training": TRAINING,
+    "data": {
+        "root": "sst2",
+        "train": "train.tsv.gz",
+        "validation": "dev.tsv.gz",
+        "text": "sentence",
+        "max_train_examples": 96,
+        "max_eval_examples": 32,
+    },
+    "max_length": 32,
+    "eval_every_steps": 2,
+    "patience": None,
+    "metric": "loss",
+    "training": TRAINING,
 }
-SPACE = {"learning_rate": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
-         "seed": {"type": "int", "low": 0, "high": 100}}
+SPACE = {
+    "learning_rate": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
+    "seed": {"type": "int", "low": 0, "high": 100},
+}
 # Three of one architecture (one group), one with another depth (a second group), one that cannot be fused. On
 # this slice the tiny model overfits at once: the slowest learner has the lowest validation loss, and ASHA stops
 # the two later members of the group at its first rung (2 steps).
@@ -60,9 +79,14 @@ def task() -> Any:
 
 
 def _study(tmp: Path, name: str, **options: Any) -> Any:
-    space = {**SPACE, "num_layers": {"type": "categorical", "choices": [1, 2]},
-             "optimizer": {"type": "categorical", "choices": ["adamw", "adagrad"]}}
-    return lmtune.create_study(direction="minimize", storage=f"sqlite:///{tmp / name}.db", space=space, **options)
+    space = {
+        **SPACE,
+        "num_layers": {"type": "categorical", "choices": [1, 2]},
+        "optimizer": {"type": "categorical", "choices": ["adamw", "adagrad"]},
+    }
+    return lmtune.create_study(
+        direction="minimize", storage=f"sqlite:///{tmp / name}.db", space=space, **options
+    )
 
 
 def _enqueue(study: Any, trials: list[dict[str, Any]]) -> None:
@@ -70,8 +94,9 @@ def _enqueue(study: Any, trials: list[dict[str, Any]]) -> None:
         study.enqueue({"num_layers": 2, "optimizer": "adamw", **params})
 
 
-def test_a_fused_study_ends_every_trial_as_separate_runs_would(task: Any, tmp_path: Path,
-                                                                 caplog: pytest.LogCaptureFixture) -> None:
+def test_a_fused_study_ends_every_trial_as_separate_runs_would(
+    task: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     asha = SuccessiveHalving(max_resource=6, min_resource=2, reduction_factor=2, resource="step")
     study = _study(tmp_path, "fused", scheduler=asha, heartbeat_interval=0.05)
     _enqueue(study, TRIALS)
@@ -82,8 +107,9 @@ def test_a_fused_study_ends_every_trial_as_separate_runs_would(task: Any, tmp_pa
         beats.extend(r.heartbeat_at - r.started_at for r in study.get_trials([TrialState.RUNNING]))
 
     with caplog.at_level(logging.INFO):
-        FusedExecutor(task, group_size=3).optimize(study, n_trials=len(TRIALS),
-                                                   callbacks=[heartbeats_of_running_members])
+        FusedExecutor(task, group_size=3).optimize(
+            study, n_trials=len(TRIALS), callbacks=[heartbeats_of_running_members]
+        )
     records = study.trials
     states = [r.state for r in records]
     assert len(records) == 5 and all(r.state.is_finished() for r in records), states
@@ -140,14 +166,29 @@ def test_limits_end_the_run(task: Any, tmp_path: Path) -> None:
     assert FusedExecutor(task).group_size == 8  # on the CPU
 
 
-@pytest.mark.parametrize(("keys", "message"), [
-    ({"execution": {"fuse": "maybe"}}, "`execution.fuse` must be one of auto, true, false, but got 'maybe'"),
-    ({"execution": {"group_size": 0}}, "`execution.group_size` must be an integer >= 1, but got 0"),
-    ({"execution": {"fuse": "auto", "size": 3}}, "`execution.size` is not a known option"),
-    ({"execution": {"fuse": True}, "workers": 2}, "`execution.fuse: true` trains fused groups in the calling"),
-    ({"resources": {"gpus_per_trial": "auto"}, "executor": "ray"}, "`resources.gpus_per_trial: auto` is applied"),
-    ({"resources": {"gpus_per_trial": "auto", "processes_per_trial": 2}}, "remove `processes_per_trial` \\(2\\)"),
-])
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        (
+            {"execution": {"fuse": "maybe"}},
+            "`execution.fuse` must be one of auto, true, false, but got 'maybe'",
+        ),
+        ({"execution": {"group_size": 0}}, "`execution.group_size` must be an integer >= 1, but got 0"),
+        ({"execution": {"fuse": "auto", "size": 3}}, "`execution.size` is not a known option"),
+        (
+            {"execution": {"fuse": True}, "workers": 2},
+            "`execution.fuse: true` trains fused groups in the calling",
+        ),
+        (
+            {"resources": {"gpus_per_trial": "auto"}, "executor": "ray"},
+            "`resources.gpus_per_trial: auto` is applied",
+        ),
+        (
+            {"resources": {"gpus_per_trial": "auto", "processes_per_trial": 2}},
+            "remove `processes_per_trial` \\(2\\)",
+        ),
+    ],
+)
 def test_execution_keys_are_validated(keys: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         execution_from_config(**keys)
@@ -164,8 +205,9 @@ def test_fusing_is_chosen_only_where_it_can_run(task: Any) -> None:
         build_spec({"study": "s", "objective": "math:sqrt", "execution": {"fuse": True}}, Path("s.yaml"))
 
 
-def test_without_gpus_auto_packing_runs_one_trial_per_worker(monkeypatch: pytest.MonkeyPatch,
-                                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_without_gpus_auto_packing_runs_one_trial_per_worker(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     """(Packing on GPUs is tested in test_auto_packing.py.)"""
     from lmtune.executors.local import LocalExecutor
 

@@ -18,8 +18,13 @@ SPACE = {"x": {"type": "float", "low": 0, "high": 1}}
 
 
 def _study(tmp_path, **options):
-    return lmtune.create_study(storage=f"sqlite:///{tmp_path / 'pool.db'}", study_name="pool", space=SPACE,
-                               sampler=RandomSampler(seed=0), **options)
+    return lmtune.create_study(
+        storage=f"sqlite:///{tmp_path / 'pool.db'}",
+        study_name="pool",
+        space=SPACE,
+        sampler=RandomSampler(seed=0),
+        **options,
+    )
 
 
 def _env(record, name):
@@ -51,7 +56,9 @@ def test_each_trial_sees_its_share_of_the_gpus(tmp_path, monkeypatch):
     records = study.trials
     # Four trials started at once on two GPUs, two per GPU, alternating.
     assert [_env(r, "CUDA_VISIBLE_DEVICES") for r in records] == ["0", "1", "0", "1"]
-    assert len({_env(r, "pid") for r in records}) == 4 and os.getpid() not in {_env(r, "pid") for r in records}
+    assert len({_env(r, "pid") for r in records}) == 4 and os.getpid() not in {
+        _env(r, "pid") for r in records
+    }
     assert all(_env(r, "RANK") is None for r in records)  # single-process trials get no rank variables
 
 
@@ -68,7 +75,9 @@ def test_no_gpu_per_trial_hides_the_gpus(tmp_path, monkeypatch):
 def test_a_two_gpu_trial_trains_data_parallel_with_gloo(tmp_path, monkeypatch):
     monkeypatch.setenv(FAKE_GPUS_ENV, "2")  # no GPU here: the two "GPUs" only decide the process count
     study = _study(tmp_path)
-    LocalExecutor(resources=Resources(gpus_per_trial=2)).optimize(study, parallel_objectives.ddp_train, total_trials=1)
+    LocalExecutor(resources=Resources(gpus_per_trial=2)).optimize(
+        study, parallel_objectives.ddp_train, total_trials=1
+    )
     (record,) = study.trials
     assert record.state is TrialState.COMPLETE, record.failure_reason
     assert record.user_attrs == {"ranks_in_sync": True, "world_size": 2}
@@ -78,7 +87,9 @@ def test_a_two_gpu_trial_trains_data_parallel_with_gloo(tmp_path, monkeypatch):
 
 def test_a_hung_trial_is_killed_at_its_timeout(tmp_path):
     study = _study(tmp_path)
-    LocalExecutor(workers=2, trial_timeout=2).optimize(study, parallel_objectives.hangs_on_zero, total_trials=3)
+    LocalExecutor(workers=2, trial_timeout=2).optimize(
+        study, parallel_objectives.hangs_on_zero, total_trials=3
+    )
     records = {r.number: r for r in study.trials}
     assert records[0].state is TrialState.FAILED
     assert records[0].failure_reason == "timeout: the trial ran longer than trial_timeout=2 s and was killed"

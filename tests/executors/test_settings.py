@@ -15,8 +15,14 @@ BASE = {"study": "s", "objective": "lmtune.testing.functions:branin", "storage":
 
 def test_a_study_file_carries_its_execution_settings(tmp_path):
     spec = build_spec(
-        {**BASE, "workers": 4, "resources": {"gpus_per_trial": 0.25}, "trial_timeout": 600,
-         "retry": {"max_retries": 2}, "heartbeat": {"interval": 1, "grace_period": 10}},
+        {
+            **BASE,
+            "workers": 4,
+            "resources": {"gpus_per_trial": 0.25},
+            "trial_timeout": 600,
+            "retry": {"max_retries": 2},
+            "heartbeat": {"interval": 1, "grace_period": 10},
+        },
         tmp_path / "s.yaml",
     )
     execution = spec.execution
@@ -42,8 +48,14 @@ def test_two_gpus_per_trial_means_two_processes():
     [
         ({"workers": 0}, "`workers` must be an integer >= 1, but got 0"),
         ({"resources": {"gpus_per_trial": 1.5}}, "above 1 must be a whole number of GPUs, but got 1.5"),
-        ({"resources": {"gpus_per_trial": -1}}, "`resources.gpus_per_trial` must be a number >= 0, but got -1"),
-        ({"resources": {"gpus": 1}}, "`resources.gpus` is not a known option; the options are gpus_per_trial"),
+        (
+            {"resources": {"gpus_per_trial": -1}},
+            "`resources.gpus_per_trial` must be a number >= 0, but got -1",
+        ),
+        (
+            {"resources": {"gpus": 1}},
+            "`resources.gpus` is not a known option; the options are gpus_per_trial",
+        ),
         ({"executor": {"name": "dask"}}, "`executor.name` must be one of local, ray, but got 'dask'"),
         ({"executor": {"name": "local", "address": "auto"}}, "`executor.address` is an option of the ray"),
         ({"retry": {"max_retries": -1}}, "`retry.max_retries` must be an integer >= 0, but got -1"),

@@ -16,8 +16,10 @@ from lmtune.integrations.trackers import TrackerSpec, make_trackers, parse_track
 from lmtune.samplers import RandomSampler
 from lmtune.trial import TrialState
 
-SPACE = {"lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
-         "act": {"type": "categorical", "choices": ["relu", "gelu"]}}
+SPACE = {
+    "lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+    "act": {"type": "categorical", "choices": ["relu", "gelu"]},
+}
 
 
 def objective(trial: lmtune.Trial) -> float:
@@ -56,12 +58,14 @@ def test_tensorboard_scalars_and_hparams(tmp_path: Path) -> None:
     failed = EventAccumulator(str(root / "trial_00002"))
     failed.Reload()
     end = plugin_data_pb2.HParamsPluginData.FromString(
-        failed.PluginTagToContent("hparams")["_hparams_/session_end_info"])
+        failed.PluginTagToContent("hparams")["_hparams_/session_end_info"]
+    )
     assert end.session_end_info.status == api_pb2.STATUS_FAILURE
     experiment = EventAccumulator(str(root))
     experiment.Reload()
     exp = plugin_data_pb2.HParamsPluginData.FromString(
-        experiment.PluginTagToContent("hparams")["_hparams_/experiment"]).experiment
+        experiment.PluginTagToContent("hparams")["_hparams_/experiment"]
+    ).experiment
     infos = {h.name: h for h in exp.hparam_infos}
     assert [v.string_value for v in infos["act"].domain_discrete.values] == ["relu", "gelu"]
     assert infos["lr"].domain_interval.max_value == pytest.approx(0.1)
@@ -84,7 +88,9 @@ def test_mlflow_nested_runs(tmp_path: Path) -> None:
     assert trials[0].data.params == {"lr": json.dumps(record.params["lr"]), "act": record.params["act"]}
     assert trials[0].data.metrics["value"] == pytest.approx(record.value)
     history = client.get_metric_history(trials[0].info.run_id, "intermediate")
-    assert [(m.step, m.value) for m in history] == [(s, pytest.approx(v)) for s, v in record.intermediate.items()]
+    assert [(m.step, m.value) for m in history] == [
+        (s, pytest.approx(v)) for s, v in record.intermediate.items()
+    ]
     assert trials[2].data.tags["lmtune.failure_reason"] == "RuntimeError: diverged"
     best = client.get_metric_history(parent.info.run_id, "best_value")
     assert best[-1].value == pytest.approx(study.best_value)
@@ -100,10 +106,10 @@ def _wandb_records(path: Path):  # type: ignore[no-untyped-def]
         if block - pos % block < 7:
             pos += block - pos % block
             continue
-        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
         if length == 0 and kind == 0:
             break
-        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
         pending = chunk if kind in (1, 2) else pending + chunk
         if kind in (1, 4):
             yield wandb_internal_pb2.Record.FromString(pending)
@@ -123,8 +129,13 @@ def test_wandb_offline_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
             if runs or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        summary = {i.key: json.loads(i.value_json) for r in _wandb_records(path)
-                   if r.WhichOneof("record_type") == "summary" for i in r.summary.update if i.key}
+        summary = {
+            i.key: json.loads(i.value_json)
+            for r in _wandb_records(path)
+            if r.WhichOneof("record_type") == "summary"
+            for i in r.summary.update
+            if i.key
+        }
         config = {i.key: json.loads(i.value_json) for i in runs[0].config.update if not i.key.startswith("_")}
         assert runs[0].run_group == "tracked"
         seen[runs[0].display_name] = (config, summary)

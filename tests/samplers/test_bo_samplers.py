@@ -25,6 +25,7 @@ def _quiet_trial_logs():
     yield
     logger.setLevel(level)
 
+
 MAKERS: dict[str, Callable[[int], Sampler]] = {
     "tpe": lambda seed: TPESampler(seed=seed),
     "gp": lambda seed: GPSampler(seed=seed, n_candidates=512),

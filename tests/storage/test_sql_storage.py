@@ -224,10 +224,15 @@ def _synchronous_commit(storage: SQLStorage) -> str:
 
 @pytest.mark.postgres
 def test_postgres_sessions_commit_asynchronously_unless_the_url_says_otherwise(postgres_url: str) -> None:
-    default, durable = SQLStorage(postgres_url), SQLStorage(_with_query(postgres_url, "synchronous_commit=on"))
+    default, durable = (
+        SQLStorage(postgres_url),
+        SQLStorage(_with_query(postgres_url, "synchronous_commit=on")),
+    )
     assert _synchronous_commit(default) == "off"
     assert _synchronous_commit(durable) == "on"
-    assert _synchronous_commit(pickle.loads(pickle.dumps(durable))) == "on"  # other processes keep the setting
+    assert (
+        _synchronous_commit(pickle.loads(pickle.dumps(durable))) == "on"
+    )  # other processes keep the setting
     default.close(), durable.close()
     with pytest.raises(ConfigError, match=r"synchronous_commit='sometimes'.*synchronous_commit=on"):
         SQLStorage(_with_query(postgres_url, "synchronous_commit=sometimes"))
@@ -262,7 +267,9 @@ def test_postgres_trial_takes_single_statements_without_transactions(postgres_ur
     import lmtune
     from lmtune.samplers import RandomSampler
 
-    study = lmtune.create_study(storage=postgres_url, study_name=f"trips-{time.time_ns()}", sampler=RandomSampler(0))
+    study = lmtune.create_study(
+        storage=postgres_url, study_name=f"trips-{time.time_ns()}", sampler=RandomSampler(0)
+    )
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2, max_failed_trials=None)
     engine = study.storage._db.engine  # type: ignore[attr-defined]
     statements: list[str] = []

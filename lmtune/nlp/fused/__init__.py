@@ -12,5 +12,16 @@ from lmtune.nlp.fused.engine import FusedModel, Member, stack_batches
 from lmtune.nlp.fused.group import FusedGroup, MemberResult, fuse_key, member_of
 from lmtune.nlp.fused.optim import FUSABLE_OPTIMIZERS, FlatOptimizer, MemberOptimizer
 
-__all__ = ["FUSABLE_OPTIMIZERS", "FlatOptimizer", "FusedGroup", "FusedModel", "Member", "MemberOptimizer",
-           "MemberResult", "fuse_key", "install_keyed_dropout", "member_of", "stack_batches"]
+__all__ = [
+    "FUSABLE_OPTIMIZERS",
+    "FlatOptimizer",
+    "FusedGroup",
+    "FusedModel",
+    "Member",
+    "MemberOptimizer",
+    "MemberResult",
+    "fuse_key",
+    "install_keyed_dropout",
+    "member_of",
+    "stack_batches",
+]

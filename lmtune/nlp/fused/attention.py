@@ -38,17 +38,26 @@ def _attention_dropout(module: nn.Module) -> KeyedDropout | None:
     return None
 
 
-def _attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-               attention_mask: torch.Tensor | None, scaling: float | None = None, dropout: float = 0.0,
-               **kwargs: Any) -> tuple[torch.Tensor, None]:
+def _attention(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
     """Scaled dot-product attention; returns ``[batch, length, heads, head_dim]`` as Hugging Face expects."""
     if key.shape[1] != query.shape[1]:  # grouped-query attention: repeat the key/value heads
         repeat = query.shape[1] // key.shape[1]
         key, value = key.repeat_interleave(repeat, dim=1), value.repeat_interleave(repeat, dim=1)
     keyed = _attention_dropout(module)
     if module.training and dropout > 0 and keyed is None:
-        raise LmtuneError(f"{type(module).__name__} applies attention dropout without a dropout layer; "
-                          f"set the model's attention dropout to 0 to fuse its trials")
+        raise LmtuneError(
+            f"{type(module).__name__} applies attention dropout without a dropout layer; "
+            f"set the model's attention dropout to 0 to fuse its trials"
+        )
     # Plain matrix products: vmap batches them natively, while it runs fused SDPA kernels one member at a time.
     scores = torch.matmul(query, key.transpose(-1, -2)) * (scaling or query.shape[-1] ** -0.5)
     if attention_mask is not None:
@@ -67,5 +76,7 @@ def use_fused_attention(model: nn.Module) -> None:
         ALL_MASK_ATTENTION_FUNCTIONS.register(FUSED_ATTENTION, _mask)
     config = getattr(model, "config", None)
     if config is None:
-        raise LmtuneError(f"{type(model).__name__} has no Hugging Face config; only transformers models can be fused")
+        raise LmtuneError(
+            f"{type(model).__name__} has no Hugging Face config; only transformers models can be fused"
+        )
     config._attn_implementation = FUSED_ATTENTION

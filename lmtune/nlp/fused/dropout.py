@@ -18,7 +18,14 @@ __all__ = ["DropoutKey", "KeyedDropout", "install_keyed_dropout", "keyed_uniform
 
 KEY_NAME = "lmtune_dropout_key"
 _MASK32 = 0xFFFFFFFF
-_AXIS_FACTORS = (0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D, 0x27D4EB2F, 0x165667B1, 0xD3A2646D)  # odd 32-bit constants
+_AXIS_FACTORS = (
+    0x9E3779B1,
+    0x85EBCA77,
+    0xC2B2AE3D,
+    0x27D4EB2F,
+    0x165667B1,
+    0xD3A2646D,
+)  # odd 32-bit constants
 
 
 def _mix32(x: torch.Tensor) -> torch.Tensor:
@@ -30,8 +37,9 @@ def _mix32(x: torch.Tensor) -> torch.Tensor:
     return x ^ (x >> 16)
 
 
-def keyed_uniform(shape: torch.Size, seed: torch.Tensor, step: torch.Tensor, layer: int,
-                  device: torch.device) -> torch.Tensor:
+def keyed_uniform(
+    shape: torch.Size, seed: torch.Tensor, step: torch.Tensor, layer: int, device: torch.device
+) -> torch.Tensor:
     """Uniform numbers in [0, 1) of ``shape`` (float32, 24 random bits), determined by seed, step and layer.
 
     Each element's number depends on its coordinates, not on the tensor's size, so padding a batch (more rows,
@@ -41,7 +49,9 @@ def keyed_uniform(shape: torch.Size, seed: torch.Tensor, step: torch.Tensor, lay
     key = _mix32((key + step.long() * 0x27D4EB2F) & _MASK32)
     key = _mix32((key + layer * 0x165667B1) & _MASK32)
     if len(shape) > len(_AXIS_FACTORS):
-        raise ValueError(f"keyed dropout supports tensors of up to {len(_AXIS_FACTORS)} dimensions, not {len(shape)}")
+        raise ValueError(
+            f"keyed dropout supports tensors of up to {len(_AXIS_FACTORS)} dimensions, not {len(shape)}"
+        )
     index = torch.zeros((), dtype=torch.int64, device=device)
     for axis, (size, factor) in enumerate(zip(shape, _AXIS_FACTORS, strict=False)):
         view = [1] * len(shape)

@@ -52,8 +52,9 @@ class _Bound:
         return functional_call(self.base, self.tensors, (), inputs, tie_weights=False)
 
 
-def stack_batches(batches: Sequence[Mapping[str, torch.Tensor]], pad_id: int, *, length_multiple: int = 1
-                  ) -> dict[str, torch.Tensor]:
+def stack_batches(
+    batches: Sequence[Mapping[str, torch.Tensor]], pad_id: int, *, length_multiple: int = 1
+) -> dict[str, torch.Tensor]:
     """Pad the members' batches to one shape and stack them: ``[K, rows, length]``.
 
     Shorter batches get extra rows (copies of their first row) with ``example_weight`` 0, so members may use
@@ -89,11 +90,20 @@ class FusedModel:
     call the model and use tensor operations, so that ``vmap`` can batch it).
     """
 
-    def __init__(self, models: Sequence[nn.Module], members: Sequence[Member], optimizer: str,
-                 decays: Mapping[str, bool], loss_terms: LossTerms, device: torch.device) -> None:
+    def __init__(
+        self,
+        models: Sequence[nn.Module],
+        members: Sequence[Member],
+        optimizer: str,
+        decays: Mapping[str, bool],
+        loss_terms: LossTerms,
+        device: torch.device,
+    ) -> None:
         if not models or len(models) != len(members):
-            raise LmtuneError(f"a fused group needs one model per member, got {len(models)} models and "
-                              f"{len(members)} members")
+            raise LmtuneError(
+                f"a fused group needs one model per member, got {len(models)} models and "
+                f"{len(members)} members"
+            )
         self.device = device
         self.loss_terms = loss_terms
         self.members = list(members)
@@ -124,8 +134,9 @@ class FusedModel:
         named = dict(model.named_parameters())
         shapes = {name: shape for name, shape, _ in self.layout}
         if set(named) != set(shapes) or any(named[n].shape != shapes[n] for n in shapes):
-            raise LmtuneError("a model's parameters differ from the group's; only models of one architecture "
-                              "can be fused")
+            raise LmtuneError(
+                "a model's parameters differ from the group's; only models of one architecture can be fused"
+            )
         return torch.cat([named[name].detach().reshape(-1).float() for name, _, _ in self.layout])
 
     def _views(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -155,21 +166,31 @@ class FusedModel:
         self._loss = vmap(self._member_loss, in_dims=(0, 0, 0))
         self._shared = vmap(self._member_call, in_dims=(0, 0, None))
 
-    def _tensors(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _tensors(
+        self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
         tensors = {**params, **buffers}
         for alias, name in self._aliases.items():
             tensors[alias] = tensors[name]
         return tensors
 
-    def _member_loss(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
-                     batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _member_loss(
+        self,
+        params: dict[str, torch.Tensor],
+        buffers: dict[str, torch.Tensor],
+        batch: dict[str, torch.Tensor],
+    ) -> torch.Tensor:
         inputs = {k: v for k, v in batch.items() if k != WEIGHT}
         total, count = self.loss_terms(_Bound(self.base, self._tensors(params, buffers)), inputs)
         weight = batch[WEIGHT]
         return (total.float() * weight).sum() / (count.float() * weight).sum().clamp(min=1.0)
 
-    def _member_call(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
-                     inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _member_call(
+        self,
+        params: dict[str, torch.Tensor],
+        buffers: dict[str, torch.Tensor],
+        inputs: dict[str, torch.Tensor],
+    ) -> torch.Tensor:
         return _Bound(self.base, self._tensors(params, buffers))(**inputs).logits  # type: ignore[attr-defined]
 
     # Training ---------------------------------------------------------------------------------------------------
@@ -205,7 +226,9 @@ class FusedModel:
         """Overwrite member ``k``'s weights (and buffers present in ``state``) with ``state``'s."""
         for name, t in self._views(self.flat).items():
             if name not in state:
-                raise LmtuneError(f"checkpoint lacks parameter {name!r}; it was saved from another architecture")
+                raise LmtuneError(
+                    f"checkpoint lacks parameter {name!r}; it was saved from another architecture"
+                )
             t[k].copy_(state[name])
         for name, b in self.buffers.items():
             if name in state:
@@ -216,7 +239,9 @@ class FusedModel:
         out: dict[str, dict[str, torch.Tensor]] = {}
         offset = 0
         for name, shape, n in self.layout:
-            out[name] = {s: t[k, offset : offset + n].view(shape).clone() for s, t in self.optimizer.state.items()}
+            out[name] = {
+                s: t[k, offset : offset + n].view(shape).clone() for s, t in self.optimizer.state.items()
+            }
             offset += n
         return self.optimizer.steps[k], out
 
@@ -224,7 +249,9 @@ class FusedModel:
         """New hyperparameters for member ``k``; its weights and optimizer state stay."""
         self.members[k] = member
         self.optimizer.members[k] = member.optimizer
-        self.buffers[f"{KEY_NAME}.rate"][k] = float("nan") if member.dropout is None else float(member.dropout)
+        self.buffers[f"{KEY_NAME}.rate"][k] = (
+            float("nan") if member.dropout is None else float(member.dropout)
+        )
         self.buffers[f"{KEY_NAME}.seed"][k] = int(member.seed) & 0xFFFFFFFF
         self._refresh()
 
@@ -239,20 +266,30 @@ class FusedModel:
         self.optimizer.rebind(self.flat, keep)
         self._refresh()
 
-    def append(self, model: nn.Module, member: Member, *, optimizer_step: int = 0,
-               optimizer_state: Mapping[str, Mapping[str, torch.Tensor]] | None = None) -> int:
+    def append(
+        self,
+        model: nn.Module,
+        member: Member,
+        *,
+        optimizer_step: int = 0,
+        optimizer_state: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
+    ) -> int:
         """Add a member (a fresh or loaded model of the same architecture) with its optimizer step count and
         state (parameter name -> state tensors, None: fresh); returns its position."""
         self._prepare(model, member)
         row = self._row(model).to(self.device)
         rows = None
         if optimizer_state is not None:
-            rows = {s: torch.cat([optimizer_state[name][s].reshape(-1).float() for name, _, _ in self.layout])
-                    for s in self.optimizer.state}
+            rows = {
+                s: torch.cat([optimizer_state[name][s].reshape(-1).float() for name, _, _ in self.layout])
+                for s in self.optimizer.state
+            }
         keep = list(range(len(self.members)))
         self.flat = torch.cat([self.flat, row.unsqueeze(0)])
         buffers = dict(model.named_buffers())
-        self.buffers = {n: torch.cat([b, buffers[n].to(self.device).unsqueeze(0)]) for n, b in self.buffers.items()}
+        self.buffers = {
+            n: torch.cat([b, buffers[n].to(self.device).unsqueeze(0)]) for n, b in self.buffers.items()
+        }
         self.members.append(member)
         self.optimizer.rebind(self.flat, keep, [(member.optimizer, optimizer_step, rows)])
         self._refresh()

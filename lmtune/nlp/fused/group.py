@@ -33,7 +33,15 @@ __all__ = ["FusedGroup", "MemberResult", "fuse_key", "member_of"]
 logger = logging.getLogger("lmtune.nlp")
 
 # Parameters that change the model's shape or the loss; trials fuse only when they agree on all of them.
-_SHAPE_PARAMS = ("num_layers", "hidden_size", "num_heads", "ffn_size", "max_length", "optimizer", "label_smoothing")
+_SHAPE_PARAMS = (
+    "num_layers",
+    "hidden_size",
+    "num_heads",
+    "ffn_size",
+    "max_length",
+    "optimizer",
+    "label_smoothing",
+)
 
 
 def fuse_key(hp: Hyperparameters, setup: TrainingSetup) -> tuple[Any, ...] | str:
@@ -55,9 +63,19 @@ def fuse_key(hp: Hyperparameters, setup: TrainingSetup) -> tuple[Any, ...] | str
 
 def member_of(hp: Hyperparameters) -> Member:
     """The engine's view of a trial's hyperparameters."""
-    return Member(seed=int(hp.seed), dropout=hp.dropout, optimizer=MemberOptimizer(
-        weight_decay=float(hp.weight_decay), beta1=hp.beta1, beta2=hp.beta2, eps=hp.eps, momentum=hp.momentum,
-        nesterov=bool(hp.nesterov), grad_clip=hp.grad_clip))
+    return Member(
+        seed=int(hp.seed),
+        dropout=hp.dropout,
+        optimizer=MemberOptimizer(
+            weight_decay=float(hp.weight_decay),
+            beta1=hp.beta1,
+            beta2=hp.beta2,
+            eps=hp.eps,
+            momentum=hp.momentum,
+            nesterov=bool(hp.nesterov),
+            grad_clip=hp.grad_clip,
+        ),
+    )
 
 
 @dataclass
@@ -87,8 +105,13 @@ class FusedGroup:
     ``length_multiple`` rounds padded lengths up (fewer distinct shapes, for compiled or captured steps).
     """
 
-    def __init__(self, setup: TrainingSetup, *, length_multiple: int = 1,
-                 on_leave: Callable[[MemberResult], None] | None = None) -> None:
+    def __init__(
+        self,
+        setup: TrainingSetup,
+        *,
+        length_multiple: int = 1,
+        on_leave: Callable[[MemberResult], None] | None = None,
+    ) -> None:
         self.setup = setup
         self.length_multiple = length_multiple
         self.on_leave = on_leave
@@ -109,7 +132,9 @@ class FusedGroup:
         if isinstance(key, str):
             raise LmtuneError(f"trial {trial.number} cannot be fused: {key}")
         if self.key is not None and key != self.key:
-            raise LmtuneError(f"trial {trial.number} differs from its group in {_SHAPE_PARAMS}: {key} != {self.key}")
+            raise LmtuneError(
+                f"trial {trial.number} differs from its group in {_SHAPE_PARAMS}: {key} != {self.key}"
+            )
         runner = TrialRunner(self.setup, hp, trial, params)
         torch.manual_seed(int(hp.seed))
         model = self.setup.build_model(hp)
@@ -122,10 +147,14 @@ class FusedGroup:
         slot = _Slot(runner)
         if self.engine is None:
             self.template = _plain_copy(model)
-            decays = {n: bool(g.get("lmtune_decay")) for g in runner.optimizer.param_groups
-                      for n in _names_of(model, g["params"])}
-            self.engine = FusedModel([model], [member_of(hp)], hp.optimizer, decays,
-                                     self._loss_terms(hp), self.setup.device)
+            decays = {
+                n: bool(g.get("lmtune_decay"))
+                for g in runner.optimizer.param_groups
+                for n in _names_of(model, g["params"])
+            }
+            self.engine = FusedModel(
+                [model], [member_of(hp)], hp.optimizer, decays, self._loss_terms(hp), self.setup.device
+            )
             if state is not None:
                 self.engine.optimizer.steps[0] = step
                 self._load_optimizer_rows(0, state)
@@ -164,12 +193,17 @@ class FusedGroup:
             examples = self._next_examples(slot)
             batches.append(collate(examples, self.pad_id, self.setup.device))
             r = slot.runner
-            lrs.append(float(r.hp.learning_rate) * lr_factor(r.progress.step, r.total_steps, r.warmup_steps,
-                                                               r.hp.lr_schedule, r.hp.lr_decay_rate))
+            lrs.append(
+                float(r.hp.learning_rate)
+                * lr_factor(
+                    r.progress.step, r.total_steps, r.warmup_steps, r.hp.lr_schedule, r.hp.lr_decay_rate
+                )
+            )
             sizes.append(len(examples))
         start = time.perf_counter()
-        losses = self.engine.train_step(stack_batches(batches, self.pad_id, length_multiple=self.length_multiple),
-                                        lrs).tolist()
+        losses = self.engine.train_step(
+            stack_batches(batches, self.pad_id, length_multiple=self.length_multiple), lrs
+        ).tolist()
         share = (time.perf_counter() - start) / len(self.slots)
         leaving: list[MemberResult] = []
         for k, slot in enumerate(self.slots):
@@ -264,8 +298,12 @@ def _optimizer_state_by_name(runner: TrialRunner) -> dict[str, dict[str, torch.T
     return out
 
 
-def _fill_optimizer(optimizer: torch.optim.Optimizer, model: torch.nn.Module, step: int,
-                    rows: dict[str, dict[str, torch.Tensor]]) -> None:
+def _fill_optimizer(
+    optimizer: torch.optim.Optimizer,
+    model: torch.nn.Module,
+    step: int,
+    rows: dict[str, dict[str, torch.Tensor]],
+) -> None:
     """Give a torch optimizer over ``model`` the state of a fused member (its step count and tensors)."""
     if step == 0:
         return
@@ -280,4 +318,3 @@ def _fill_optimizer(optimizer: torch.optim.Optimizer, model: torch.nn.Module, st
 def _plain_copy(model: torch.nn.Module) -> torch.nn.Module:
     """A separate plain copy of a freshly built model (evaluation and checkpoints read member rows through it)."""
     return copy.deepcopy(model)
-

@@ -19,7 +19,11 @@ from lmtune.exceptions import ConfigError
 __all__ = ["FUSABLE_OPTIMIZERS", "MemberOptimizer", "STATE_NAMES", "FlatOptimizer", "clip_rows"]
 
 FUSABLE_OPTIMIZERS = ("adamw", "adam", "sgd")
-STATE_NAMES = {"adamw": ("exp_avg", "exp_avg_sq"), "adam": ("exp_avg", "exp_avg_sq"), "sgd": ("momentum_buffer",)}
+STATE_NAMES = {
+    "adamw": ("exp_avg", "exp_avg_sq"),
+    "adam": ("exp_avg", "exp_avg_sq"),
+    "sgd": ("momentum_buffer",),
+}
 
 
 @dataclass(frozen=True)
@@ -51,10 +55,13 @@ class FlatOptimizer:
     ``decay_mask`` (``[P]``, 1 or 0) says where weight decay applies: weight matrices yes, biases and norms no.
     """
 
-    def __init__(self, kind: str, flat: torch.Tensor, decay_mask: torch.Tensor,
-                 members: Sequence[MemberOptimizer]) -> None:
+    def __init__(
+        self, kind: str, flat: torch.Tensor, decay_mask: torch.Tensor, members: Sequence[MemberOptimizer]
+    ) -> None:
         if kind not in FUSABLE_OPTIMIZERS:
-            raise ConfigError(f"optimizer {kind!r} cannot be fused; fusable optimizers are {list(FUSABLE_OPTIMIZERS)}")
+            raise ConfigError(
+                f"optimizer {kind!r} cannot be fused; fusable optimizers are {list(FUSABLE_OPTIMIZERS)}"
+            )
         self.kind = kind
         self.flat = flat
         self.decay_mask = decay_mask.to(flat.device, flat.dtype).unsqueeze(0)
@@ -100,14 +107,22 @@ class FlatOptimizer:
         p.sub_(lr * torch.where(with_momentum > 0, update, d_p))
 
     # Membership ---------------------------------------------------------------------------------------------------
-    def rebind(self, flat: torch.Tensor, keep: Sequence[int], joined: Sequence[tuple[MemberOptimizer, int,
-               dict[str, torch.Tensor] | None]] = ()) -> None:
+    def rebind(
+        self,
+        flat: torch.Tensor,
+        keep: Sequence[int],
+        joined: Sequence[tuple[MemberOptimizer, int, dict[str, torch.Tensor] | None]] = (),
+    ) -> None:
         """Follow a change of members: rows ``keep`` stay (in that order), then ``joined`` rows are added, each
         with its settings, step count and state rows (``[P]`` tensors; None: fresh)."""
         index = torch.tensor(list(keep), dtype=torch.long, device=flat.device)
         for name, t in self.state.items():
-            new = [t[index]] + [torch.zeros_like(t[0]).unsqueeze(0) if st is None else
-                                st[name].to(t.device, t.dtype).unsqueeze(0) for _, _, st in joined]
+            new = [t[index]] + [
+                torch.zeros_like(t[0]).unsqueeze(0)
+                if st is None
+                else st[name].to(t.device, t.dtype).unsqueeze(0)
+                for _, _, st in joined
+            ]
             self.state[name] = torch.cat(new)
         self.members = [self.members[i] for i in keep] + [j[0] for j in joined]
         self.steps = [self.steps[i] for i in keep] + [int(j[1]) for j in joined]

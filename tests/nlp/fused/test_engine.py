@@ -19,16 +19,35 @@ VOCAB = 300
 
 
 def _bert(seed: int, dropout: float) -> torch.nn.Module:
-    config = AutoConfig.for_model("bert", num_hidden_layers=2, hidden_size=32, num_attention_heads=4,
-                                  intermediate_size=64, vocab_size=VOCAB, max_position_embeddings=64, num_labels=3,
-                                  hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    config = AutoConfig.for_model(
+        "bert",
+        num_hidden_layers=2,
+        hidden_size=32,
+        num_attention_heads=4,
+        intermediate_size=64,
+        vocab_size=VOCAB,
+        max_position_embeddings=64,
+        num_labels=3,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+    )
     torch.manual_seed(seed)
     return AutoModelForSequenceClassification.from_config(config)
 
 
 def _gpt2(seed: int, dropout: float) -> torch.nn.Module:
-    config = AutoConfig.for_model("gpt2", n_layer=2, n_embd=32, n_head=4, n_inner=64, vocab_size=VOCAB,
-                                  n_positions=64, resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout)
+    config = AutoConfig.for_model(
+        "gpt2",
+        n_layer=2,
+        n_embd=32,
+        n_head=4,
+        n_inner=64,
+        vocab_size=VOCAB,
+        n_positions=64,
+        resid_pdrop=dropout,
+        embd_pdrop=dropout,
+        attn_pdrop=dropout,
+    )
     torch.manual_seed(seed)
     return AutoModelForCausalLM.from_config(config)
 
@@ -50,8 +69,13 @@ def _batch(gen: torch.Generator, rows: int, width: int, lm: bool) -> dict[str, t
 TRIALS = [
     dict(lr=3e-3, schedule="linear", warmup=5, rows=8, opt=MemberOptimizer(weight_decay=0.01, grad_clip=1.0)),
     dict(lr=1e-3, schedule="cosine", warmup=0, rows=6, opt=MemberOptimizer(weight_decay=0.1, beta2=0.99)),
-    dict(lr=5e-3, schedule="exponential", warmup=2, rows=8,
-         opt=MemberOptimizer(weight_decay=0.0, beta1=0.8, grad_clip=0.5)),
+    dict(
+        lr=5e-3,
+        schedule="exponential",
+        warmup=2,
+        rows=8,
+        opt=MemberOptimizer(weight_decay=0.0, beta1=0.8, grad_clip=0.5),
+    ),
 ]
 STEPS = 40
 
@@ -59,25 +83,32 @@ STEPS = 40
 def _alone(model: torch.nn.Module, kind: str, opt: MemberOptimizer, lr: float) -> torch.optim.Optimizer:
     decays = _decays(model)
     named = list(model.named_parameters())
-    groups = [{"params": [p for n, p in named if decays[n]], "weight_decay": opt.weight_decay},
-              {"params": [p for n, p in named if not decays[n]], "weight_decay": 0.0}]
+    groups = [
+        {"params": [p for n, p in named if decays[n]], "weight_decay": opt.weight_decay},
+        {"params": [p for n, p in named if not decays[n]], "weight_decay": 0.0},
+    ]
     if kind == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=opt.momentum)
     return torch.optim.AdamW(groups, lr=lr, betas=(opt.beta1, opt.beta2), eps=opt.eps)
 
 
-@pytest.mark.parametrize(("build", "lm", "kind", "dropouts"), [
-    (_bert, False, "adamw", [0.0, 0.0, 0.0]),
-    (_bert, False, "sgd", [0.1, 0.3, None]),
-    (_gpt2, True, "adamw", [0.2, 0.0, 0.1]),
-])
+@pytest.mark.parametrize(
+    ("build", "lm", "kind", "dropouts"),
+    [
+        (_bert, False, "adamw", [0.0, 0.0, 0.0]),
+        (_bert, False, "sgd", [0.1, 0.3, None]),
+        (_gpt2, True, "adamw", [0.2, 0.0, 0.1]),
+    ],
+)
 def test_fused_training_equals_training_alone(build, lm, kind, dropouts) -> None:  # type: ignore[no-untyped-def]
     task = task_type_for("causal-lm" if lm else "classification", [0, 1, 2])
     seeds = [11, 12, 13]
     alone = [build(seeds[k], 0.1 if d is None else d) for k, d in enumerate(dropouts)]
     fused_models = [copy.deepcopy(m) for m in alone]
     members = [Member(seeds[k], dropouts[k], TRIALS[k]["opt"]) for k in range(3)]
-    fused = FusedModel(fused_models, members, kind, _decays(alone[0]), task.example_losses, torch.device("cpu"))
+    fused = FusedModel(
+        fused_models, members, kind, _decays(alone[0]), task.example_losses, torch.device("cpu")
+    )
     for k, model in enumerate(alone):  # the same keyed dropout and attention, applied to a plain model
         use_fused_attention(model)
         install_keyed_dropout(model, dropouts[k], seeds[k])
@@ -116,7 +147,11 @@ def test_fused_training_equals_training_alone(build, lm, kind, dropouts) -> None
 def test_dropout_rates_are_per_member_and_masks_reproducible() -> None:
     task = task_type_for("classification", [0, 1, 2])
     models = [_bert(1, 0.0) for _ in range(3)]
-    members = [Member(7, 0.0, MemberOptimizer()), Member(7, 0.5, MemberOptimizer()), Member(8, 0.5, MemberOptimizer())]
+    members = [
+        Member(7, 0.0, MemberOptimizer()),
+        Member(7, 0.5, MemberOptimizer()),
+        Member(8, 0.5, MemberOptimizer()),
+    ]
     fused = FusedModel(models, members, "adamw", _decays(models[0]), task.example_losses, torch.device("cpu"))
     batch = _batch(torch.Generator().manual_seed(0), 8, 10, False)
     fused.base.train()
@@ -134,8 +169,14 @@ def test_members_leave_and_join_without_disturbing_the_others() -> None:
     opt = MemberOptimizer(weight_decay=0.01, grad_clip=1.0)
 
     def group(seeds: list[int]) -> FusedModel:
-        return FusedModel([_bert(s, 0.1) for s in seeds], [Member(s, 0.1, opt) for s in seeds], "adamw",
-                          _decays(_bert(0, 0.1)), task.example_losses, torch.device("cpu"))
+        return FusedModel(
+            [_bert(s, 0.1) for s in seeds],
+            [Member(s, 0.1, opt) for s in seeds],
+            "adamw",
+            _decays(_bert(0, 0.1)),
+            task.example_losses,
+            torch.device("cpu"),
+        )
 
     full, changing = group([1, 2, 3]), group([1, 2, 3])
     joiner = group([4])

@@ -24,12 +24,33 @@ pytestmark = pytest.mark.slow
 TINY = {"hidden_size": 32, "num_heads": 2, "num_layers": 2, "ffn_size": 64, "dropout": 0.0}
 # Learning rate and schedule, warm-up, weight decay, clipping, seed (initialisation and data order), batch size.
 TRIALS = [
-    {"learning_rate": 3e-3, "lr_schedule": "linear", "warmup_ratio": 0.1, "weight_decay": 0.01, "seed": 1,
-     "batch_size": 16},
-    {"learning_rate": 1e-3, "lr_schedule": "cosine", "warmup_ratio": 0.0, "weight_decay": 0.1, "seed": 2,
-     "batch_size": 12, "grad_clip": None},
-    {"learning_rate": 5e-3, "lr_schedule": "constant", "warmup_ratio": 0.2, "weight_decay": 0.0, "seed": 3,
-     "batch_size": 16, "optimizer": "adamw", "beta2": 0.99},
+    {
+        "learning_rate": 3e-3,
+        "lr_schedule": "linear",
+        "warmup_ratio": 0.1,
+        "weight_decay": 0.01,
+        "seed": 1,
+        "batch_size": 16,
+    },
+    {
+        "learning_rate": 1e-3,
+        "lr_schedule": "cosine",
+        "warmup_ratio": 0.0,
+        "weight_decay": 0.1,
+        "seed": 2,
+        "batch_size": 12,
+        "grad_clip": None,
+    },
+    {
+        "learning_rate": 5e-3,
+        "lr_schedule": "constant",
+        "warmup_ratio": 0.2,
+        "weight_decay": 0.0,
+        "seed": 3,
+        "batch_size": 16,
+        "optimizer": "adamw",
+        "beta2": 0.99,
+    },
 ]
 
 
@@ -42,9 +63,17 @@ def setup() -> Any:
     spec = {
         "type": "classification",
         "model": {"architecture": "bert", "vocab_size": 600},
-        "data": {"root": str(DATA / "sst2"), "train": "train.tsv.gz", "validation": "dev.tsv.gz",
-                 "text": "sentence", "max_train_examples": 72, "max_eval_examples": 24},
-        "max_length": 32, "eval_every_steps": 2, "patience": None,
+        "data": {
+            "root": str(DATA / "sst2"),
+            "train": "train.tsv.gz",
+            "validation": "dev.tsv.gz",
+            "text": "sentence",
+            "max_train_examples": 72,
+            "max_eval_examples": 24,
+        },
+        "max_length": 32,
+        "eval_every_steps": 2,
+        "patience": None,
         "training": {"epochs": 2, **TINY},
     }
     threads = torch.get_num_threads()
@@ -54,7 +83,9 @@ def setup() -> Any:
 
 
 def _study(tmp: Path, name: str, scheduler: Any = None) -> Any:
-    return lmtune.create_study(direction="maximize", storage=f"sqlite:///{tmp / name}.db", scheduler=scheduler)
+    return lmtune.create_study(
+        direction="maximize", storage=f"sqlite:///{tmp / name}.db", scheduler=scheduler
+    )
 
 
 def _ask(study: Any, params: dict[str, Any], budget: int | None = None) -> Trial:
@@ -71,7 +102,9 @@ def _run_alone(setup: Any, trial: Trial) -> float:
     return TrialRunner(setup, Hyperparameters.from_params(params), trial, params).run()
 
 
-def _run_fused(setup: Any, study: Any, trials: list[Trial], pause: tuple[int, ...] = ()) -> list[MemberResult]:
+def _run_fused(
+    setup: Any, study: Any, trials: list[Trial], pause: tuple[int, ...] = ()
+) -> list[MemberResult]:
     """Run ``trials`` as one group; those numbered in ``pause`` are told PAUSED when they leave."""
     results: list[MemberResult] = []
 
@@ -125,13 +158,19 @@ def test_fused_trials_evaluate_and_report_as_trials_alone(setup: Any, alone: Any
         _same(_history(trial), alone[k])
         assert study.trials[k].state is TrialState.COMPLETE
         assert study.trials[k].intermediate == {int(h["step"]): h["accuracy"] for h in alone[k]}
-    assert len(alone[0]) == 5 and len(alone[1]) == 6  # 72 examples, 2 epochs, batches of 16 and 12, 2 steps apart
+    assert (
+        len(alone[0]) == 5 and len(alone[1]) == 6
+    )  # 72 examples, 2 epochs, batches of 16 and 12, 2 steps apart
 
 
-def test_a_stopped_trial_leaves_and_the_others_continue_undisturbed(setup: Any, alone: Any,
-                                                                     tmp_path: Path) -> None:
-    study = _study(tmp_path, "asha", SuccessiveHalving(max_resource=12, min_resource=2, reduction_factor=2,
-                                                        resource="step"))
+def test_a_stopped_trial_leaves_and_the_others_continue_undisturbed(
+    setup: Any, alone: Any, tmp_path: Path
+) -> None:
+    study = _study(
+        tmp_path,
+        "asha",
+        SuccessiveHalving(max_resource=12, min_resource=2, reduction_factor=2, resource="step"),
+    )
     trials = [_ask(study, params) for params in TRIALS]
     _run_fused(setup, study, trials)
     states = [r.state for r in study.trials]

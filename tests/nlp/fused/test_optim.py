@@ -15,8 +15,9 @@ SETTINGS = [
 LRS = [1e-2, 3e-3, 5e-2]
 
 
-def _torch_optimizer(kind: str, decayed: torch.Tensor, plain: torch.Tensor, s: MemberOptimizer, lr: float
-                     ) -> torch.optim.Optimizer:
+def _torch_optimizer(
+    kind: str, decayed: torch.Tensor, plain: torch.Tensor, s: MemberOptimizer, lr: float
+) -> torch.optim.Optimizer:
     groups = [{"params": [decayed], "weight_decay": s.weight_decay}, {"params": [plain], "weight_decay": 0.0}]
     if kind == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=s.momentum, nesterov=s.nesterov and s.momentum > 0)
@@ -49,8 +50,9 @@ def test_rows_follow_torch_optimizers_including_a_late_joiner(kind: str) -> None
                 group["lr"] = LRS[k] * schedule
             opt.step()
     for k in range(3):
-        torch.testing.assert_close(fused.flat[k], torch.cat([leaves[k][0], leaves[k][1]]).detach(),
-                                   rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(
+            fused.flat[k], torch.cat([leaves[k][0], leaves[k][1]]).detach(), rtol=1e-5, atol=1e-6
+        )
 
 
 def test_rows_leave_without_changing_the_others() -> None:
@@ -63,8 +65,10 @@ def test_rows_leave_without_changing_the_others() -> None:
         full.step(grads.clone(), LRS)
         if step == 10:
             part.rebind(part.flat[[0, 2]].clone(), [0, 2])
-        part.step(grads[[0, 2]].clone() if part.flat.shape[0] == 2 else grads.clone(),
-                  [LRS[0], LRS[2]] if part.flat.shape[0] == 2 else LRS)
+        part.step(
+            grads[[0, 2]].clone() if part.flat.shape[0] == 2 else grads.clone(),
+            [LRS[0], LRS[2]] if part.flat.shape[0] == 2 else LRS,
+        )
     torch.testing.assert_close(part.flat, full.flat[[0, 2]])
     assert part.steps == [30, 30]
 
