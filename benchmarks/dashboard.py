@@ -30,17 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from lmtune.testing.browser import CHROMIUM, LAUNCH_ARGS
+
 SPACE = {
     "lr": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
     "layers": {"type": "int", "low": 1, "high": 8},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -15,9 +14,9 @@ from lmtune.analysis.evaluate import classification_test_result, final_evaluatio
 from lmtune.analysis.report import SECTIONS, time_spent
 from lmtune.cli import main
 from lmtune.samplers import RandomSampler
+from lmtune.testing.browser import CHROMIUM, LAUNCH_ARGS
 from lmtune.testing.functions import CONDITIONAL_SPACE, conditional
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 VOID = {"meta", "br", "hr", "img", "input", "link", "area", "base", "col", "embed", "source", "track", "wbr"}
 URL_ATTRS = {"src", "href", "action", "data", "poster", "srcset", "formaction"}
 
@@ -161,9 +160,7 @@ def test_report_renders_offline_in_chromium(report: Path, tmp_path: Path) -> Non
 
     outside: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         page = browser.new_page()
 
         def block(route: object) -> None:
