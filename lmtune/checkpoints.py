@@ -1,4 +1,9 @@
-"""Trial checkpoints: a study-wide disk budget, and PBT's copy of a parent's checkpoint.
+"""Trial checkpoints: where each trial's folder lies, a study-wide disk budget, and PBT's copy of a parent's
+checkpoint.
+
+Each study has its own checkpoint root (:func:`default_checkpoint_root`: the study name and id, so two studies
+never share one) and each trial a folder in it (:func:`checkpoint_folder`). A root remembers the study that owns
+it; another study refuses to write into it.
 
 Only checkpoints that can still matter are kept, and the rest are deleted as soon as a trial finishes:
 
@@ -8,13 +13,15 @@ Only checkpoints that can still matter are kept, and the rest are deleted as soo
 
 PRUNED and FAILED trials' checkpoints go at once unless one of the rules above needs them. What to delete is a pure
 function of the trial records and folder sizes (:meth:`CheckpointBudget.plan`); :func:`collect_garbage` carries it
-out and marks each deleted folder in the trial (system attribute ``checkpoint_deleted``).
+out and marks each deleted folder in the trial (:attr:`~lmtune.trial.TrialRecord.checkpoint_deleted`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,16 +29,66 @@ from typing import TYPE_CHECKING
 
 from lmtune.exceptions import ConfigError
 from lmtune.history import TrialHistory
-from lmtune.trial import TrialRecord, TrialState
+from lmtune.trial import CHECKPOINT_DELETED, CHECKPOINT_DIR, RESUME_FROM, TrialRecord, TrialState
 
 if TYPE_CHECKING:
     from lmtune.study import Study
 
-__all__ = ["CheckpointBudget", "collect_garbage", "directory_size", "inherit_checkpoint"]
+__all__ = [
+    "CheckpointBudget",
+    "checkpoint_folder",
+    "claim_root",
+    "collect_garbage",
+    "default_checkpoint_root",
+    "directory_size",
+    "inherit_checkpoint",
+]
 
 logger = logging.getLogger("lmtune")
 
 _UNFINISHED = (TrialState.RUNNING, TrialState.WAITING, TrialState.PAUSED)
+OWNER_FILE = ".lmtune-study.json"  # in a checkpoint root: the storage URL and study that own it
+
+
+def checkpoint_folder(root: Path, number: int) -> Path:
+    """Trial ``number``'s checkpoint folder under its study's checkpoint ``root``."""
+    return Path(root) / f"trial_{number:05d}"
+
+
+def default_checkpoint_root(storage_url: str, study_name: str, study_id: int) -> Path:
+    """A study's checkpoint root when none is given: beside a SQLite file (``FILE_checkpoints/``), under
+    ``lmtune_checkpoints/`` in the working directory for a server database, a new temporary folder for an
+    in-memory study. The folder name is the study name made safe for file systems, then the study id, so two
+    studies whose names read alike once made safe ("ck a", "ck_a") never share a folder."""
+    safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in study_name)
+    if storage_url.startswith("memory") or storage_url in ("sqlite://", "sqlite:///:memory:"):
+        return Path(tempfile.mkdtemp(prefix=f"lmtune-{safe_name}-"))
+    folder = f"{safe_name}-{study_id}"
+    if storage_url.startswith("sqlite:///"):
+        db = Path(storage_url[len("sqlite:///") :])
+        return db.parent / f"{db.stem}_checkpoints" / folder
+    return Path.cwd() / "lmtune_checkpoints" / folder
+
+
+def claim_root(root: Path, storage_url: str, study_name: str) -> None:
+    """Mark ``root`` as the checkpoint root of this study, or refuse when another study owns it: its trials'
+    folders would overwrite theirs, and the checkpoint budget would delete them."""
+    owner = {"storage": storage_url, "study": study_name}
+    marker = Path(root) / OWNER_FILE
+    if marker.is_file():
+        try:
+            found = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            found = None
+        if found != owner and isinstance(found, dict):
+            raise ConfigError(
+                f"checkpoint folder {root} belongs to study {found.get('study')!r} in {found.get('storage')}; "
+                f"give study {study_name!r} its own checkpoint_root"
+            )
+        if found == owner:
+            return
+    Path(root).mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(owner) + "\n")
 
 
 def directory_size(path: Path) -> int:
@@ -42,7 +99,7 @@ def directory_size(path: Path) -> int:
 
 
 def _live_checkpoint(record: TrialRecord) -> bool:
-    return bool(record.checkpoint_dir) and not record.system_attrs.get("checkpoint_deleted")
+    return bool(record.checkpoint_dir) and not record.checkpoint_deleted
 
 
 @dataclass(frozen=True)
@@ -67,7 +124,7 @@ class CheckpointBudget:
         """Trial numbers whose checkpoints must stay whatever the size: unfinished trials, the checkpoints they
         will load, and the best COMPLETE trial."""
         keep = {r.number for r in history if r.state in _UNFINISHED}
-        loaded = {str(r.system_attrs.get("resume_from")) for r in history if r.state in _UNFINISHED}
+        loaded = {str(r.resume_from) for r in history if r.state in _UNFINISHED}
         keep |= {r.number for r in history if r.checkpoint_dir in loaded}
         best = history.best()
         if best is not None:
@@ -85,7 +142,7 @@ class CheckpointBudget:
                 total,
                 self.max_bytes,
             )
-        ranked = sorted(history.complete(), key=lambda r: (history.signed(r.value), r.number))  # type: ignore[arg-type]
+        ranked = history.ranked()
         for record in ranked[: self.keep_best]:
             size = sizes.get(record.number, 0)
             if record.number not in keep and (self.max_bytes is None or total + size <= self.max_bytes):
@@ -103,7 +160,7 @@ def collect_garbage(study: Study, budget: CheckpointBudget) -> list[int]:
     for number in deleted:
         record = by_number[number]
         shutil.rmtree(str(record.checkpoint_dir), ignore_errors=True)
-        study.storage.set_trial_system_attr(record.trial_id, "checkpoint_deleted", True)
+        study.storage.set_trial_system_attr(record.trial_id, CHECKPOINT_DELETED, True)
     if deleted:
         logger.info(
             "deleted the checkpoints of trials %s (%d bytes)", deleted, sum(sizes[n] for n in deleted)
@@ -111,16 +168,19 @@ def collect_garbage(study: Study, budget: CheckpointBudget) -> list[int]:
     return deleted
 
 
-def inherit_checkpoint(study: Study, record: TrialRecord, parent_number: int) -> None:
+def inherit_checkpoint(study: Study, record: TrialRecord, parent_number: int) -> TrialRecord:
     """Copy trial ``parent_number``'s checkpoint folder into ``record``'s own and make it the trial's
-    ``resume_from`` (PBT's exploit step: the copy cannot change while the parent trains on)."""
+    ``resume_from`` (PBT's exploit step: the copy cannot change while the parent trains on); return the record
+    with both set."""
     parents = [r for r in study.history() if r.number == parent_number]
     if not parents or not _live_checkpoint(parents[0]):
         logger.warning(
             "trial %d: trial %d has no checkpoint to inherit; it starts fresh", record.number, parent_number
         )
-        return
-    target = study.checkpoint_root / f"trial_{record.number:05d}"
+        return record
+    target = checkpoint_folder(study.checkpoint_root, record.number)
     shutil.copytree(str(parents[0].checkpoint_dir), target, dirs_exist_ok=True)
-    study.storage.set_trial_system_attr(record.trial_id, "checkpoint_dir", str(target))
-    study.storage.set_trial_system_attr(record.trial_id, "resume_from", str(target))
+    study.storage.set_trial_system_attr(record.trial_id, CHECKPOINT_DIR, str(target))
+    study.storage.set_trial_system_attr(record.trial_id, RESUME_FROM, str(target))
+    attrs = {**record.system_attrs, CHECKPOINT_DIR: str(target), RESUME_FROM: str(target)}
+    return record.replace(system_attrs=attrs)

@@ -20,8 +20,7 @@ import click
 
 from lmtune.config import DEFAULT_STORAGE, StudySpec, load_study_file
 from lmtune.exceptions import ConfigError, LmtuneError, StudyNotFoundError
-from lmtune.executors import RetryPolicy
-from lmtune.executors.base import make_executor
+from lmtune.executors import RetryPolicy, make_executor
 from lmtune.executors.fused import fused_executor_for
 from lmtune.executors.ref import FileObjective
 from lmtune.storage import Storage, get_storage

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +12,28 @@ from lmtune.trial import TrialRecord, TrialState
 
 __all__ = ["Direction", "TrialHistory"]
 
-Direction = str  # "minimize" or "maximize"
+
+class Direction(str, enum.Enum):
+    """Which way is better. A plain string compares equal to its member (``Direction.MINIMIZE == "minimize"``)."""
+
+    MINIMIZE = "minimize"
+    MAXIMIZE = "maximize"
+
+    @property
+    def sign(self) -> float:
+        """+1 when minimising, -1 when maximising: ``sign * value`` is a loss, lower is better."""
+        return 1.0 if self is Direction.MINIMIZE else -1.0
+
+    def loss(self, value: float) -> float:
+        """``value`` as a loss: lower is better whatever the direction."""
+        return self.sign * value
+
+    def better(self, value: float, than: float) -> bool:
+        """Whether ``value`` is strictly better than ``than``."""
+        return self.loss(value) < self.loss(than)
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)
@@ -23,8 +45,11 @@ class TrialHistory(Sequence[TrialRecord]):
     """
 
     records: tuple[TrialRecord, ...]
-    direction: Direction = "minimize"
+    direction: Direction | str = Direction.MINIMIZE
     space: SearchSpace | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_sign", Direction(self.direction).sign)
 
     def __getitem__(self, index: Any) -> Any:
         return self.records[index]
@@ -37,15 +62,12 @@ class TrialHistory(Sequence[TrialRecord]):
 
     @property
     def sign(self) -> float:
-        """+1 when minimising, -1 when maximising."""
-        return 1.0 if self.direction == "minimize" else -1.0
+        """+1 when minimising, -1 when maximising (:attr:`Direction.sign`)."""
+        return self._sign  # type: ignore[attr-defined,no-any-return]
 
     def signed(self, value: float) -> float:
         """``value`` as a loss: lower is better whatever the direction."""
-        return self.sign * value
-
-    def with_states(self, *states: TrialState) -> list[TrialRecord]:
-        return [r for r in self.records if r.state in states]
+        return self._sign * value  # type: ignore[attr-defined,no-any-return]
 
     def complete(self) -> list[TrialRecord]:
         """Finished trials with a value (COMPLETE)."""
@@ -54,12 +76,17 @@ class TrialHistory(Sequence[TrialRecord]):
     def running(self) -> list[TrialRecord]:
         return [r for r in self.records if r.state is TrialState.RUNNING]
 
+    def ranked(self) -> list[TrialRecord]:
+        """The COMPLETE trials, best first (the lower number first among ties)."""
+        return sorted(self.complete(), key=self._rank)
+
     def best(self) -> TrialRecord | None:
         """The COMPLETE trial with the best value (the lowest number among ties)."""
         done = self.complete()
-        if not done:
-            return None
-        return min(done, key=lambda r: (self.signed(r.value), r.number))  # type: ignore[arg-type]
+        return min(done, key=self._rank) if done else None
+
+    def _rank(self, record: TrialRecord) -> tuple[float, int]:
+        return self.signed(record.value), record.number  # type: ignore[arg-type]
 
     def inferred_space(self) -> SearchSpace:
         """For define-by-run studies: the parameters every COMPLETE trial shares with one distribution."""

@@ -10,44 +10,45 @@ import os
 import platform
 import socket
 import sys
-import tempfile
 import threading
-import time
-import traceback
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lmtune.checkpoints import CheckpointBudget, collect_garbage, inherit_checkpoint
-from lmtune.exceptions import ConfigError, TooManyFailedTrialsError, TrialPruned, TrialStateError
+from lmtune.checkpoints import (
+    CheckpointBudget,
+    checkpoint_folder,
+    claim_root,
+    collect_garbage,
+    default_checkpoint_root,
+    inherit_checkpoint,
+)
+from lmtune.exceptions import ConfigError, TrialStateError
 from lmtune.executors.retry import RetryPolicy, is_lost
-from lmtune.history import TrialHistory
+from lmtune.history import Direction, TrialHistory
+from lmtune.lifecycle import RunLimits, run_trial
+from lmtune.options import StudyOptions
 from lmtune.samplers import Sampler, default_sampler
 from lmtune.schedulers.base import CONTINUE, Decision, NoScheduler, Scheduler
 from lmtune.space import Distribution, SearchSpace
 from lmtune.storage import Storage, get_storage
 from lmtune.storage.base import StudyInfo
-from lmtune.trial import Trial, TrialRecord, TrialState, check_value
+from lmtune.trial import BUDGET, CHECKPOINT_DIR, RESUME_FROM, Trial, TrialRecord, TrialState, check_value
 
-__all__ = ["Study", "create_study", "load_study"]
+__all__ = ["Study", "StudyOptions", "create_study", "load_study"]
 
 logger = logging.getLogger("lmtune")
-
-DIRECTIONS = ("minimize", "maximize")
-DEFAULT_HEARTBEAT_INTERVAL = 5.0  # seconds between heartbeats of a running trial
-DEFAULT_GRACE_PERIOD = 30.0  # seconds without heartbeat after which a RUNNING trial counts as lost
-INTERRUPTED = "interrupted"
-WAIT_POLL_INTERVAL = 0.5  # seconds between checks on other workers' trials
 
 Objective = Callable[[Trial], Any]
 Callback = Callable[["Study", TrialRecord], None]
 
 
-def _check_direction(direction: str) -> str:
-    if direction not in DIRECTIONS:
-        raise ConfigError(f"direction must be 'minimize' or 'maximize', but got {direction!r}")
-    return direction
+def _check_direction(direction: str) -> Direction:
+    try:
+        return Direction(direction)
+    except ValueError:
+        raise ConfigError(f"direction must be 'minimize' or 'maximize', but got {direction!r}") from None
 
 
 def _worker_id() -> str:
@@ -121,11 +122,7 @@ class Study:
         *,
         sampler: Sampler | None = None,
         scheduler: Scheduler | None = None,
-        checkpoint_root: str | Path | None = None,
-        heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
-        grace_period: float = DEFAULT_GRACE_PERIOD,
-        retry: RetryPolicy | None = None,
-        checkpoint_budget: CheckpointBudget | None = None,
+        options: StudyOptions | None = None,
     ) -> None:
         self._info = info
         self._storage = storage
@@ -133,12 +130,11 @@ class Study:
         self.scheduler = scheduler if scheduler is not None else NoScheduler()
         self.space: SearchSpace | None = SearchSpace.from_json(info.space) if info.space else None
         self.worker_id = _worker_id()
-        self.grace_period = grace_period
-        self.heartbeat_interval = heartbeat_interval
-        self.retry = retry
-        self.checkpoint_budget = checkpoint_budget
-        self._checkpoint_root = Path(checkpoint_root) if checkpoint_root is not None else None
-        self._heartbeat = _Heartbeat(storage, heartbeat_interval)
+        self.options = options if options is not None else StudyOptions()
+        self._checkpoint_root = (
+            Path(self.options.checkpoint_root) if self.options.checkpoint_root is not None else None
+        )
+        self._heartbeat = _Heartbeat(storage, self.options.heartbeat_interval)
         self._cache: list[TrialRecord | None] = []  # indexed by trial number
         self._holes = 0  # numbers not seen yet below the highest one seen
         self._seq = -1
@@ -162,6 +158,23 @@ class Study:
     def direction(self) -> str:
         return self._info.direction
 
+    # Options, as their own names -----------------------------------------------------------------------------
+    @property
+    def grace_period(self) -> float:
+        return self.options.grace_period
+
+    @property
+    def heartbeat_interval(self) -> float:
+        return self.options.heartbeat_interval
+
+    @property
+    def retry(self) -> RetryPolicy | None:
+        return self.options.retry
+
+    @property
+    def checkpoint_budget(self) -> CheckpointBudget | None:
+        return self.options.checkpoint_budget
+
     @property
     def storage(self) -> Storage:
         return self._storage
@@ -176,19 +189,21 @@ class Study:
 
     @property
     def checkpoint_root(self) -> Path:
-        """The folder under which each trial gets its checkpoint folder: next to a SQLite file, in the working
-        directory for a server database, and a temporary folder for in-memory studies."""
+        """The folder under which each trial gets its checkpoint folder: the ``checkpoint_root`` option, else
+        :func:`lmtune.checkpoints.default_checkpoint_root` (this study's own folder, which it claims)."""
         if self._checkpoint_root is None:
-            url = self._storage.url
-            safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.study_name)
-            if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-                db = Path(url[len("sqlite:///") :])
-                self._checkpoint_root = db.parent / f"{db.stem}_checkpoints" / safe_name
-            elif url.startswith("memory") or url == "sqlite:///:memory:":
-                self._checkpoint_root = Path(tempfile.mkdtemp(prefix=f"lmtune-{safe_name}-"))
-            else:
-                self._checkpoint_root = Path.cwd() / "lmtune_checkpoints" / safe_name
+            root = default_checkpoint_root(self._storage.url, self.study_name, self.study_id)
+            claim_root(root, self._storage.url, self.study_name)
+            self._checkpoint_root = root
         return self._checkpoint_root
+
+    def checkpoint_dir_of(self, record: TrialRecord) -> Path:
+        """A trial's own checkpoint folder, created on first use and recorded in the trial."""
+        path = checkpoint_folder(self.checkpoint_root, record.number)
+        if not path.is_dir():
+            path.mkdir(parents=True, exist_ok=True)
+            self._storage.set_trial_system_attr(record.trial_id, CHECKPOINT_DIR, str(path))
+        return path
 
     # History --------------------------------------------------------------------------------------------------
     def history(self) -> TrialHistory:
@@ -290,17 +305,11 @@ class Study:
         if record is None and not none_waiting:
             record = self._storage.claim_trial(self.study_id, self.worker_id)
         if record is None:
-            attrs = {}
-            if start is not None:
-                attrs = {
-                    **(start.attrs or {}),
-                    **({"budget": start.budget} if start.budget is not None else {}),
-                }
             record = self._storage.create_trial(
                 self.study_id,
                 state=TrialState.RUNNING,
                 worker_id=self.worker_id,
-                system_attrs=attrs,
+                system_attrs=start.system_attrs() if start is not None else {},
                 max_trials=max_trials,
                 params=(start.params if start is not None else None),
                 distributions=(
@@ -314,8 +323,8 @@ class Study:
                 record = self._storage.claim_trial(self.study_id, self.worker_id)
             if record is None:
                 return None
-            if created and "inherit_checkpoint_of" in record.system_attrs:
-                inherit_checkpoint(self, record, int(record.system_attrs["inherit_checkpoint_of"]))
+            if created and record.inherit_checkpoint_of is not None:
+                record = inherit_checkpoint(self, record, record.inherit_checkpoint_of)
         self._heartbeat.add(record.trial_id)
         record, presuggested = self._complete_params(record, fresh)
         return Trial(self, record, presuggested)
@@ -328,9 +337,9 @@ class Study:
         if record is None:
             return None
         if budget is not None:
-            self._storage.set_trial_system_attr(record.trial_id, "budget", budget)
+            self._storage.set_trial_system_attr(record.trial_id, BUDGET, budget)
         if record.checkpoint_dir:
-            self._storage.set_trial_system_attr(record.trial_id, "resume_from", record.checkpoint_dir)
+            self._storage.set_trial_system_attr(record.trial_id, RESUME_FROM, record.checkpoint_dir)
         logger.info("trial %d resumes to budget %s", number, budget)
         return self._storage.get_trial(record.trial_id)
 
@@ -374,12 +383,9 @@ class Study:
             params={**fixed, **stored}, distributions={**record.distributions, **distributions}
         ), None
 
-    def _suggest_one(
-        self, record: TrialRecord, name: str, dist: Distribution, params: Mapping[str, Any]
-    ) -> Any:
-        return self.sampler.suggest_one(name, dist, self.history(), record.number, params)
-
-    def _on_report(self, trial_id: int, value: float, step: int) -> Decision:
+    def decide(self, trial_id: int, value: float, step: int) -> Decision:
+        """Record a trial's intermediate ``value`` at ``step`` and return the scheduler's decision about it (what
+        :meth:`Trial.report` does)."""
         record = self._storage.report(trial_id, step, value)
         if isinstance(self.scheduler, NoScheduler):
             return CONTINUE
@@ -461,25 +467,9 @@ class Study:
     def run_trial(
         self, objective: Objective, trial: Trial, catch: tuple[type[BaseException], ...] = (Exception,)
     ) -> TrialRecord:
-        """Run ``objective`` on ``trial`` and record the outcome: COMPLETE, PRUNED, PAUSED or FAILED."""
-        try:
-            value = objective(trial)
-        except TrialPruned:
-            return self.tell(trial, state=TrialState.PRUNED)
-        except KeyboardInterrupt:
-            self.tell(trial, state=TrialState.FAILED, failure_reason=INTERRUPTED)
-            raise
-        except catch as exc:
-            logger.error("trial %d raised:\n%s", trial.number, traceback.format_exc().rstrip())
-            return self.tell(trial, state=TrialState.FAILED, failure_reason=f"{type(exc).__name__}: {exc}")
-        except BaseException:
-            self.tell(trial, state=TrialState.FAILED, failure_reason="the objective raised an uncaught error")
-            raise
-        if trial.pause_requested:
-            return self.tell(trial, state=TrialState.PAUSED)
-        if trial.should_stop():
-            return self.tell(trial, state=TrialState.PRUNED)
-        return self.tell(trial, value)
+        """Run ``objective`` on ``trial`` and record the outcome: COMPLETE, PRUNED, PAUSED or FAILED
+        (:func:`lmtune.lifecycle.run_trial`)."""
+        return run_trial(self, objective, trial, catch)
 
     def optimize(
         self,
@@ -498,42 +488,31 @@ class Study:
         ``n_trials``: how many *more* trials to run; ``total_trials``: stop once the study holds that many
         unfailed trials (FAILED ones are replaced); ``timeout``: seconds after which no new trial starts.
         Exceptions in ``catch`` fail the trial and the run goes on; after ``max_failed_trials`` failures in a row
-        it stops with :class:`TooManyFailedTrialsError`. With ``wait_for_running`` (and ``total_trials``) the run
-        waits for trials other workers are running instead of returning, replacing those that fail or whose
-        worker is lost, so it ends only when the study holds ``total_trials`` finished trials.
+        (a positive integer; None: no limit) it stops with :class:`TooManyFailedTrialsError`. With
+        ``wait_for_running`` (and ``total_trials``) the run waits for trials other workers are running instead of
+        returning, replacing those that fail or whose worker is lost, so it ends only when the study holds
+        ``total_trials`` finished trials.
         """
-        for name, limit in (("n_trials", n_trials), ("total_trials", total_trials)):
-            if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-                raise ConfigError(f"{name} must be a non-negative integer, but got {limit!r}")
-        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
-            raise ConfigError(f"timeout must be a positive number of seconds, but got {timeout!r}")
-        deadline = None if timeout is None else time.monotonic() + timeout
-        done = 0
-        failures_in_a_row = 0
-        while n_trials is None or done < n_trials:
-            if deadline is not None and time.monotonic() >= deadline:
-                logger.info("timeout of %.1f s reached", timeout)
-                break
+        run = RunLimits(
+            self,
+            n_trials,
+            timeout,
+            total_trials=total_trials,
+            max_failed_trials=max_failed_trials,
+            callbacks=callbacks,
+            wait_for_running=wait_for_running,
+        )
+        while run.may_start():
             if self.nothing_left_to_try():
                 logger.info("the sampler has nothing left to try (grid finished)")
                 break
-            trial = self.ask(max_trials=total_trials)
+            trial = run.ask()
             if trial is None:
-                if not wait_for_running or not self.get_trials([TrialState.RUNNING]):
-                    break
-                time.sleep(WAIT_POLL_INTERVAL)
-                self.fail_stale_trials()
-                continue
-            record = self.run_trial(objective, trial, tuple(catch))
-            done += 1
-            failures_in_a_row = failures_in_a_row + 1 if record.state is TrialState.FAILED else 0
-            for callback in callbacks:
-                callback(self, record)
-            if max_failed_trials is not None and failures_in_a_row >= max_failed_trials:
-                raise TooManyFailedTrialsError(
-                    f"{failures_in_a_row} trials failed in a row in study {self.study_name!r}; the last reason: "
-                    f"{record.failure_reason}. Fix the objective, or raise max_failed_trials."
-                )
+                if run.wait_for_others():
+                    continue
+                break
+            run.record(run_trial(self, objective, trial, tuple(catch)))
+        run.raise_if_failed_too_often()
 
     # Export ---------------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -606,16 +585,18 @@ def create_study(
     space: SearchSpace | Mapping[str, Any] | None = None,
     scheduler: Scheduler | None = None,
     attrs: Mapping[str, Any] | None = None,
+    options: StudyOptions | None = None,
     checkpoint_root: str | Path | None = None,
-    grace_period: float = DEFAULT_GRACE_PERIOD,
-    heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
+    grace_period: float | None = None,
+    heartbeat_interval: float | None = None,
     retry: RetryPolicy | None = None,
     checkpoint_budget: CheckpointBudget | None = None,
 ) -> Study:
     """Create a study (in memory with a generated name unless ``storage`` / ``study_name`` are given).
 
     ``seed`` seeds the default sampler. With ``load_if_exists`` an existing study of that name is opened instead,
-    after checking that its direction and declared space match.
+    after checking that its direction and declared space match. ``options`` holds the settings every process of
+    the study shares (:class:`StudyOptions`); the keywords after it override single fields.
     """
     from lmtune.exceptions import DuplicatedStudyError
 
@@ -642,17 +623,14 @@ def create_study(
             raise
         info = store.get_study(study_name)
         check_compatible(info, direction, declared)
-    return Study(
-        info,
-        store,
-        sampler=sampler,
-        scheduler=scheduler,
+    options = (options or StudyOptions()).updated(
         checkpoint_root=checkpoint_root,
         grace_period=grace_period,
         heartbeat_interval=heartbeat_interval,
         retry=retry,
         checkpoint_budget=checkpoint_budget,
     )
+    return Study(info, store, sampler=sampler, scheduler=scheduler, options=options)
 
 
 def check_compatible(info: StudyInfo, direction: str, space: SearchSpace | None) -> None:
@@ -678,26 +656,25 @@ def load_study(
     *,
     sampler: Sampler | None = None,
     scheduler: Scheduler | None = None,
+    options: StudyOptions | None = None,
     checkpoint_root: str | Path | None = None,
-    grace_period: float = DEFAULT_GRACE_PERIOD,
-    heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
+    grace_period: float | None = None,
+    heartbeat_interval: float | None = None,
     retry: RetryPolicy | None = None,
     checkpoint_budget: CheckpointBudget | None = None,
 ) -> Study:
-    """Open an existing study; ``StudyNotFoundError`` names the storage when it is absent."""
+    """Open an existing study; ``StudyNotFoundError`` names the storage when it is absent. ``options`` and the
+    keywords after it mean what they mean for :func:`create_study`."""
     store = get_storage(storage)
     info = store.get_study(study_name)
     if sampler is None:
         seed = (info.attrs.get("provenance") or {}).get("seed")
         sampler = default_sampler(seed)
-    return Study(
-        info,
-        store,
-        sampler=sampler,
-        scheduler=scheduler,
+    options = (options or StudyOptions()).updated(
         checkpoint_root=checkpoint_root,
         grace_period=grace_period,
         heartbeat_interval=heartbeat_interval,
         retry=retry,
         checkpoint_budget=checkpoint_budget,
     )
+    return Study(info, store, sampler=sampler, scheduler=scheduler, options=options)

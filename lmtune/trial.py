@@ -27,7 +27,7 @@ from lmtune.space import (
 if TYPE_CHECKING:
     from lmtune.study import Study
 
-__all__ = ["Trial", "TrialRecord", "TrialState"]
+__all__ = ["Lineage", "Trial", "TrialRecord", "TrialState"]
 
 
 class TrialState(str, enum.Enum):
@@ -60,6 +60,45 @@ ALLOWED_TRANSITIONS: dict[TrialState, frozenset[TrialState]] = {
     TrialState.PRUNED: frozenset(),
     TrialState.FAILED: frozenset(),
 }
+
+
+# The keys under which the life-cycle fields below are stored in a trial's system attributes (JSON). Code reads and
+# writes them through the typed fields of :class:`TrialRecord` and :class:`lmtune.schedulers.TrialStart`.
+BUDGET = "budget"
+RESUME_FROM = "resume_from"
+CHECKPOINT_DIR = "checkpoint_dir"
+CHECKPOINT_DELETED = "checkpoint_deleted"
+BRACKET = "bracket"
+RUNG = "rung"
+RETRY_OF = "retry_of"
+RETRY_COUNT = "retry_count"
+PROCESS = "process"
+INHERIT_CHECKPOINT_OF = "inherit_checkpoint_of"
+PBT_KEYS = {
+    "parent": "pbt_parent",
+    "replaces": "pbt_replaces",
+    "step": "pbt_step",
+    "generation": "pbt_generation",
+}
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a population-based-training trial comes from: the ``parent`` whose checkpoint it continues after
+    ``step``, the stopped trial it ``replaces``, and its ``generation`` (0 for the first population)."""
+
+    generation: int = 0
+    parent: int | None = None
+    replaces: int | None = None
+    step: int | None = None
+
+    def to_attrs(self) -> dict[str, Any]:
+        return {PBT_KEYS[k]: v for k, v in self.__dict__.items() if v is not None}
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, Any]) -> Lineage | None:
+        found = {k: int(attrs[key]) for k, key in PBT_KEYS.items() if attrs.get(key) is not None}
+        return cls(**found) if found else None
 
 
 @dataclass(frozen=True)
@@ -103,9 +142,59 @@ class TrialRecord:
             return None
         return self.finished_at - self.started_at
 
+    # Life-cycle fields, stored in the system attributes --------------------------------------------------------
     @property
     def checkpoint_dir(self) -> str | None:
-        return self.system_attrs.get("checkpoint_dir")
+        """The trial's checkpoint folder, once it asked for one."""
+        return self.system_attrs.get(CHECKPOINT_DIR)
+
+    @property
+    def checkpoint_deleted(self) -> bool:
+        """True when the checkpoint budget deleted the trial's checkpoint folder."""
+        return bool(self.system_attrs.get(CHECKPOINT_DELETED))
+
+    @property
+    def budget(self) -> int | None:
+        """The resource (e.g. epochs) the scheduler lets the trial run to; None: no limit."""
+        budget = self.system_attrs.get(BUDGET)
+        return None if budget is None else int(budget)
+
+    @property
+    def resume_from(self) -> str | None:
+        """A checkpoint folder to load before training: a promoted, retried or PBT trial's."""
+        return self.system_attrs.get(RESUME_FROM)
+
+    @property
+    def bracket(self) -> int:
+        """The successive-halving ladder (Hyperband bracket) the trial runs in; 0 outside Hyperband."""
+        return int(self.system_attrs.get(BRACKET, 0))
+
+    @property
+    def retry_of(self) -> int | None:
+        """The number of the lost trial this one re-runs."""
+        number = self.system_attrs.get(RETRY_OF)
+        return None if number is None else int(number)
+
+    @property
+    def retry_count(self) -> int:
+        """How many retries of lost trials led to this one (0 for a first run)."""
+        return int(self.system_attrs.get(RETRY_COUNT, 0))
+
+    @property
+    def inherit_checkpoint_of(self) -> int | None:
+        """The trial whose checkpoint a new PBT trial copies before it starts."""
+        number = self.system_attrs.get(INHERIT_CHECKPOINT_OF)
+        return None if number is None else int(number)
+
+    @property
+    def lineage(self) -> Lineage | None:
+        """Population-based training's record of where the trial comes from."""
+        return Lineage.from_attrs(self.system_attrs)
+
+    @property
+    def process(self) -> Mapping[str, Any] | None:
+        """``{"host", "pid"}`` of the process that runs the trial, set when it begins (executors' trials)."""
+        return self.system_attrs.get(PROCESS)
 
     def replace(self, **changes: Any) -> TrialRecord:
         return replace(self, **changes)
@@ -183,7 +272,7 @@ class Trial:
         self._presuggested = dict(presuggested or {})
         self._stop_requested = False
         self._pause_requested = False
-        self._budget: int | None = record.system_attrs.get("budget")
+        self._budget = record.budget
 
     # Identity -------------------------------------------------------------------------------------------------
     @property
@@ -215,17 +304,19 @@ class Trial:
 
     @property
     def resume_from(self) -> str | None:
-        """A checkpoint folder to load before training, set when a paused trial is promoted or inherits one."""
-        return self._study._storage.get_trial(self.trial_id).system_attrs.get("resume_from")
+        """A checkpoint folder to load before training, set when a paused trial is promoted, a lost one retried, or
+        a PBT trial inherits its parent's."""
+        return self._record.resume_from
 
     @property
     def checkpoint_dir(self) -> Path:
         """This trial's own folder for checkpoints, created on first use and recorded in the trial."""
-        path = self._study.checkpoint_root / f"trial_{self.number:05d}"
-        if not path.is_dir():
-            path.mkdir(parents=True, exist_ok=True)
-            self._study._storage.set_trial_system_attr(self.trial_id, "checkpoint_dir", str(path))
-        return path
+        return self._study.checkpoint_dir_of(self._record)
+
+    @property
+    def presuggested(self) -> dict[str, Any]:
+        """The sampler's joint suggestion for a define-by-run trial, which the process running it must reuse."""
+        return dict(self._presuggested)
 
     # Define-by-run ----------------------------------------------------------------------------------------------
     def suggest_float(
@@ -257,14 +348,17 @@ class Trial:
                     f"and again from {dist.describe()}"
                 )
             return self._params[name]
-        if name in self._presuggested and dist.contains(self._presuggested[name]):
-            value = dist.cast(self._presuggested[name])
-        else:
-            value = self._study._suggest_one(self._record, name, dist, self._params)
+        value = self._draw(name, dist)
         self._params[name] = value
         self._distributions[name] = dist
-        self._study._storage.set_trial_param(self.trial_id, name, value, dist)
+        self._study.storage.set_trial_param(self.trial_id, name, value, dist)
         return value
+
+    def _draw(self, name: str, dist: Distribution) -> Any:
+        """A value for a parameter not chosen yet: the sampler's joint suggestion where it fits, else its own."""
+        if name in self._presuggested and dist.contains(self._presuggested[name]):
+            return dist.cast(self._presuggested[name])
+        return self._study.sampler.suggest_one(name, dist, self._study.history(), self.number, self._params)
 
     # Reporting --------------------------------------------------------------------------------------------------
     def report(self, value: float, step: int) -> None:
@@ -276,7 +370,7 @@ class Trial:
             raise ConfigError(
                 f"trial {self.number}: report() step must be a non-negative integer, got {step!r}"
             )
-        decision = self._study._on_report(self.trial_id, checked, step)
+        decision = self._study.decide(self.trial_id, checked, step)
         self._stop_requested = decision.stops
         self._pause_requested = decision.pauses
 
@@ -299,11 +393,11 @@ class Trial:
     # Attributes ---------------------------------------------------------------------------------------------------
     def set_user_attr(self, key: str, value: Any) -> None:
         """Store a JSON-able value with the trial."""
-        self._study._storage.set_trial_user_attr(self.trial_id, key, value)
+        self._study.storage.set_trial_user_attr(self.trial_id, key, value)
 
     @property
     def user_attrs(self) -> dict[str, Any]:
-        return dict(self._study._storage.get_trial(self.trial_id).user_attrs)
+        return dict(self._study.storage.get_trial(self.trial_id).user_attrs)
 
     def __repr__(self) -> str:
         return f"Trial(number={self.number}, params={self._params!r})"

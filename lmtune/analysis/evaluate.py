@@ -201,7 +201,7 @@ def _top_configurations(study: Study, top_k: int) -> list[TrialRecord]:
     history = study.history()
     seen: set[str] = set()
     top: list[TrialRecord] = []
-    for record in sorted(history.complete(), key=lambda r: (history.signed(r.value), r.number)):  # type: ignore[arg-type]
+    for record in history.ranked():
         key = json.dumps(dict(record.params), sort_keys=True, default=str)
         if key not in seen:
             seen.add(key)

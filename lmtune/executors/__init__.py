@@ -1,37 +1,72 @@
-"""Where trials run: in the calling process, on a simulated clock, in a local process pool with GPU slots, or on Ray.
+"""Where trials run: in the calling process, in a local process pool with GPU slots, on Ray, in fused groups, or on
+a simulated clock.
 
-Executors decide nothing about what to try: they ask the study for trials, run them elsewhere and let storage hold
-every outcome. The pool and Ray executors load on first use (the study imports the retry policy from here).
+Executors decide nothing about what to try: they ask the study for trials, run them and let storage hold every
+outcome. The contract is :class:`~lmtune.executors.base.Executor` (``optimize`` with the arguments of
+:meth:`lmtune.study.Study.optimize`); each backend lives in its own module, and :data:`EXECUTORS` names the ones
+a study file can choose. Every path ends a trial through :mod:`lmtune.lifecycle`. The backends load on first use
+(the study imports the retry policy from here, and Ray is an optional extra).
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lmtune.executors.retry import RetryPolicy
 from lmtune.executors.settings import ExecutionSettings, HeartbeatSettings, Resources, execution_from_config
 
+if TYPE_CHECKING:
+    from lmtune.executors.base import Executor
+
 __all__ = [
+    "EXECUTORS",
     "ExecutionSettings",
     "Executor",
+    "FusedExecutor",
     "HeartbeatSettings",
     "LocalExecutor",
     "RayExecutor",
     "Resources",
     "RetryPolicy",
+    "SimulatedExecutor",
     "StudyRef",
     "execution_from_config",
     "make_executor",
 ]
 
+# The executors a study file names (``executor: NAME``), as "module:class", imported when chosen.
+EXECUTORS: dict[str, str] = {
+    "local": "lmtune.executors.local:LocalExecutor",
+    "ray": "lmtune.executors.ray:RayExecutor",
+}
+
 _LAZY = {
     "Executor": "lmtune.executors.base",
+    "FusedExecutor": "lmtune.executors.fused",
     "LocalExecutor": "lmtune.executors.local",
     "RayExecutor": "lmtune.executors.ray",
+    "SimulatedExecutor": "lmtune.executors.simulated",
     "StudyRef": "lmtune.executors.ref",
-    "make_executor": "lmtune.executors.base",
 }
+
+
+def executor_class(name: str) -> type[Executor]:
+    """The executor class registered as ``name`` in :data:`EXECUTORS`."""
+    module, _, cls = EXECUTORS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
+
+
+def make_executor(settings: ExecutionSettings) -> Executor | None:
+    """The executor the settings ask for; None when trials run in the calling process."""
+    if settings.in_process:
+        return None
+    return executor_class(settings.executor)(
+        workers=settings.workers,
+        resources=settings.resources,
+        trial_timeout=settings.trial_timeout,
+        **dict(settings.executor_options),
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -2,8 +2,11 @@
 
 The loop asks the study for a trial whenever a slot is free (storage reserves it atomically, so workers on other
 machines never get the same one), hands it to the executor to run elsewhere, and, when it ends, reads the outcome
-from storage. A trial whose process vanished before telling its outcome is failed "worker lost" (and retried when
-the study's retry policy says so); one that runs past ``trial_timeout`` is killed and failed.
+from storage. The process running the trial tells its outcome itself (:func:`lmtune.lifecycle.run_trial`, with
+the study's options: the checkpoint budget runs there). A trial whose process vanished before telling its outcome
+is failed "worker lost" (and retried when the study's retry policy says so); one that runs past ``trial_timeout``
+is killed and failed. The limits and the failure count are :class:`lmtune.lifecycle.RunLimits`, as in
+:meth:`lmtune.study.Study.optimize`.
 """
 
 from __future__ import annotations
@@ -15,24 +18,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lmtune.exceptions import ConfigError, TooManyFailedTrialsError
 from lmtune.executors.ref import StudyRef
 from lmtune.executors.retry import fail_lost_trial
-from lmtune.executors.settings import ExecutionSettings
+from lmtune.lifecycle import INTERRUPTED, POLL_INTERVAL, RunLimits
 from lmtune.trial import Trial, TrialRecord, TrialState
 
 if TYPE_CHECKING:
     from lmtune.study import Callback, Study
 
-__all__ = ["Executor", "Launched", "make_executor"]
+__all__ = ["Executor", "Launched"]
 
 logger = logging.getLogger("lmtune")
 
-POLL_INTERVAL = 0.5  # seconds between checks while trials run
-STALE_CHECK_INTERVAL = 0.5  # seconds between looks for lost trials of other workers while waiting for them
 TIMEOUT_REASON = "timeout: the trial ran longer than trial_timeout={:g} s and was killed"
-INTERRUPTED = "interrupted"
-PROCESS_ATTR = "process"  # system attribute a trial process sets when it begins: {"host": ..., "pid": ...}
 
 
 @dataclass
@@ -49,19 +47,12 @@ class Launched:
     started: float | None = None
 
 
-def check_limits(n_trials: int | None, total_trials: int | None, timeout: float | None) -> None:
-    for name, limit in (("n_trials", n_trials), ("total_trials", total_trials)):
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-            raise ConfigError(f"{name} must be a non-negative integer, but got {limit!r}")
-    if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
-        raise ConfigError(f"timeout must be a positive number of seconds, but got {timeout!r}")
-
-
 class Executor(ABC):
     """Runs a study's trials outside the calling thread; storage stays the source of truth.
 
     Subclasses say how many trials may run at once and how to start, watch and kill one. The objective must
-    reach other processes: a top-level function of an importable module (or a study file's objective).
+    reach other processes: a top-level function of an importable module (or a study file's objective). Each
+    backend lives in its own module and is named in the registry of :mod:`lmtune.executors`.
     """
 
     def __init__(self, trial_timeout: float | None = None) -> None:
@@ -106,21 +97,17 @@ class Executor(ABC):
         wait_for_running: bool = False,
     ) -> None:
         """Run trials until a limit is reached; the arguments mean what they mean for :meth:`Study.optimize`."""
-        check_limits(n_trials, total_trials, timeout)
-        ref = StudyRef.from_study(study, objective)
-        capacity = self._start(ref)
-        loop = _Loop(
-            self,
+        limits = RunLimits(
             study,
-            ref,
-            capacity,
             n_trials,
-            total_trials,
             timeout,
-            max_failed_trials,
-            callbacks,
-            wait_for_running,
+            total_trials=total_trials,
+            max_failed_trials=max_failed_trials,
+            callbacks=callbacks,
+            wait_for_running=wait_for_running,
         )
+        ref = StudyRef.from_study(study, objective)
+        loop = _Loop(self, limits, ref, self._start(ref))
         try:
             loop.run()
         except BaseException:
@@ -143,43 +130,13 @@ class Executor(ABC):
 class _Loop:
     """One run of :meth:`Executor.optimize`: the bookkeeping between asking, launching and settling."""
 
-    def __init__(
-        self,
-        executor: Executor,
-        study: Study,
-        ref: StudyRef,
-        capacity: int,
-        n_trials: int | None,
-        total_trials: int | None,
-        timeout: float | None,
-        max_failed_trials: int | None,
-        callbacks: Sequence[Callback],
-        wait_for_running: bool,
-    ) -> None:
-        self.executor, self.study, self.ref, self.capacity = executor, study, ref, capacity
-        self.n_trials, self.total_trials = n_trials, total_trials
-        self.deadline = None if timeout is None else time.monotonic() + timeout
-        self.max_failed_trials, self.callbacks, self.wait_for_running = (
-            max_failed_trials,
-            callbacks,
-            wait_for_running,
-        )
+    def __init__(self, executor: Executor, limits: RunLimits, ref: StudyRef, capacity: int) -> None:
+        self.executor, self.limits, self.ref, self.capacity = executor, limits, ref, capacity
+        self.study = limits.study
         self.running: list[Launched] = []
-        self.launched = 0
-        self.failures_in_a_row = 0
-        self.last_failure: TrialRecord | None = None
-        self.last_stale_check = 0.0
 
     def _may_launch(self) -> bool:
-        if (
-            self.failures_in_a_row
-            and self.max_failed_trials
-            and self.failures_in_a_row >= self.max_failed_trials
-        ):
-            return False
-        if self.n_trials is not None and self.launched >= self.n_trials:
-            return False
-        if self.deadline is not None and time.monotonic() >= self.deadline:
+        if not self.limits.may_start():
             return False
         if len(self.running) >= self.capacity or not self.executor._has_room():
             return False
@@ -187,7 +144,7 @@ class _Loop:
 
     def _launch_one(self) -> bool:
         """Ask for a trial and launch it; False when the study has none to give now."""
-        trial = self.study.ask(max_trials=self.total_trials)
+        trial = self.limits.ask()
         if trial is None:
             return False
         try:
@@ -196,19 +153,11 @@ class _Loop:
             self.study.tell(trial, state=TrialState.FAILED, failure_reason=f"could not start: {exc}")
             raise
         self.running.append(launched)
-        self.launched += 1
         return True
 
     def _finish(self, launched: Launched, death: str | None) -> None:
         self.running.remove(launched)
-        self._count(self.executor.settle(self.study, launched, death))
-
-    def _count(self, record: TrialRecord) -> None:
-        self.failures_in_a_row = self.failures_in_a_row + 1 if record.state is TrialState.FAILED else 0
-        if record.state is TrialState.FAILED:
-            self.last_failure = record
-        for callback in self.callbacks:
-            callback(self.study, record)
+        self.limits.record(self.executor.settle(self.study, launched, death))
 
     def _kill_overdue(self) -> None:
         limit = self.executor.trial_timeout
@@ -219,7 +168,7 @@ class _Loop:
             began = {
                 r.trial_id
                 for r in self.study.storage.get_trials(self.study.study_id, [TrialState.RUNNING])
-                if PROCESS_ATTR in r.system_attrs
+                if r.process is not None
             }
             for launched in self.running:
                 if launched.started is None and launched.trial_id in began:
@@ -234,20 +183,7 @@ class _Loop:
                 )
             except Exception:  # it told its outcome at the last moment
                 record = self.study.storage.get_trial(launched.trial_id)
-            self._count(record)
-
-    def _wait_for_others(self) -> bool:
-        """Whether to ask again: another worker's lost trial was just failed (its slot is free now), or other
-        workers still run trials that may fail and need replacing (then wait a moment first)."""
-        now = time.monotonic()
-        if now - self.last_stale_check >= STALE_CHECK_INTERVAL:
-            self.last_stale_check = now
-            if self.study.fail_stale_trials():
-                return True
-        if self.study.get_trials([TrialState.RUNNING]):
-            time.sleep(POLL_INTERVAL)
-            return True
-        return False
+            self.limits.record(record)
 
     def run(self) -> None:
         while True:
@@ -255,19 +191,13 @@ class _Loop:
             if outcome:
                 continue
             if not self.running:
-                waiting = outcome is False and self.wait_for_running and self.total_trials is not None
-                if waiting and self._wait_for_others():
+                if outcome is False and self.limits.wait_for_others():
                     continue
                 break
             for launched, death in self.executor._wait(self.running, POLL_INTERVAL):
                 self._finish(launched, death)
             self._kill_overdue()
-        if self.max_failed_trials and self.failures_in_a_row >= self.max_failed_trials:
-            reason = self.last_failure.failure_reason if self.last_failure else None
-            raise TooManyFailedTrialsError(
-                f"{self.failures_in_a_row} trials failed in a row in study {self.study.study_name!r}; the last "
-                f"reason: {reason}. Fix the objective, or raise max_failed_trials."
-            )
+        self.limits.raise_if_failed_too_often()
 
     def abort(self, reason: str) -> None:
         """Kill every running trial and fail it with ``reason`` (Ctrl-C, or an error in the loop)."""
@@ -279,23 +209,3 @@ class _Loop:
             except Exception:
                 logger.debug("trial %d ended before it could be failed", launched.number, exc_info=True)
         self.running.clear()
-
-
-def make_executor(settings: ExecutionSettings) -> Executor | None:
-    """The executor the settings ask for; None when trials run in the calling process."""
-    if settings.in_process:
-        return None
-    if settings.executor == "ray":
-        from lmtune.executors.ray import RayExecutor
-
-        return RayExecutor(
-            workers=settings.workers,
-            resources=settings.resources,
-            trial_timeout=settings.trial_timeout,
-            **dict(settings.executor_options),
-        )
-    from lmtune.executors.local import LocalExecutor
-
-    return LocalExecutor(
-        workers=settings.workers, resources=settings.resources, trial_timeout=settings.trial_timeout
-    )

@@ -15,6 +15,7 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
+from lmtune.checkpoints import checkpoint_folder
 from lmtune.space import Distribution
 from lmtune.trial import Trial
 
@@ -115,17 +116,14 @@ class ReplicaTrial(Trial):
     def _suggest(self, name: str, dist: Distribution) -> Any:
         if name not in self._params:
             # Rank 0 draws the same value: suggestions are keyed by (seed, trial number, name).
-            value = self._presuggested.get(name)
-            if value is None or not dist.contains(value):
-                value = self._study._suggest_one(self._record, name, dist, self._params)
-            self._params[name] = dist.cast(value)
+            self._params[name] = self._draw(name, dist)
             self._distributions[name] = dist
         return self._params[name]
 
     @property
     def checkpoint_dir(self) -> Any:
         """Rank 0's checkpoint folder; only rank 0 writes into it by convention."""
-        return self._study.checkpoint_root / f"trial_{self.number:05d}"
+        return checkpoint_folder(self._study.checkpoint_root, self.number)
 
 
 def replica_of(study: Any, trial_id: int, presuggested: Mapping[str, Any] | None) -> ReplicaTrial:

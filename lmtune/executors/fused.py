@@ -7,20 +7,20 @@ as it leaves — COMPLETE, PRUNED (the scheduler stopped it), PAUSED (to be prom
 freed place is filled by a newly asked trial at that evaluation boundary while the study still needs trials.
 Trials that cannot be fused (LoRA, another optimizer kind, a curriculum, augmentation, ...) run alone here, one
 after another, with a log line naming the reason. Running members are heartbeated by the study (``ask`` starts
-that, ``tell`` stops it); Ctrl-C fails them "interrupted".
+that, ``tell`` stops it); Ctrl-C fails them "interrupted". Outcomes, limits and failure counts are those of every
+other loop (:mod:`lmtune.lifecycle`).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lmtune.exceptions import ConfigError, TooManyFailedTrialsError, TrialPruned
-from lmtune.executors.base import INTERRUPTED, _Loop, check_limits
+from lmtune.exceptions import ConfigError
 from lmtune.executors.settings import FUSE_NEEDS_ONE_PROCESS, ExecutionSettings
+from lmtune.lifecycle import INTERRUPTED, RunLimits, finish_trial, run_trial
 from lmtune.trial import Trial, TrialState
 
 if TYPE_CHECKING:
@@ -93,10 +93,16 @@ class FusedExecutor:
     ) -> None:
         """Run trials until a limit is reached; the arguments mean what they mean for :meth:`Study.optimize`
         (``objective`` is ignored: the task is the objective)."""
-        check_limits(n_trials, total_trials, timeout)
-        run = _FusedRun(
-            self, study, n_trials, total_trials, timeout, max_failed_trials, callbacks, wait_for_running
+        limits = RunLimits(
+            study,
+            n_trials,
+            timeout,
+            total_trials=total_trials,
+            max_failed_trials=max_failed_trials,
+            callbacks=callbacks,
+            wait_for_running=wait_for_running,
         )
+        run = _FusedRun(self, limits)
         try:
             run.run()
         except BaseException:
@@ -104,48 +110,19 @@ class FusedExecutor:
             raise
 
 
-class _FusedRun(_Loop):
-    """One run of :meth:`FusedExecutor.optimize`: the groups, their members and the limits. The limits, the count
-    of failures in a row and the callbacks are those of the process pool's loop; trials run here, not elsewhere."""
+class _FusedRun:
+    """One run of :meth:`FusedExecutor.optimize`: the groups and their members; trials run here, not elsewhere."""
 
-    def __init__(
-        self,
-        executor: FusedExecutor,
-        study: Study,
-        n_trials: int | None,
-        total_trials: int | None,
-        timeout: float | None,
-        max_failed_trials: int | None,
-        callbacks: Sequence[Callback],
-        wait_for_running: bool,
-    ) -> None:
-        super().__init__(
-            executor,
-            study,
-            None,
-            executor.group_size,
-            n_trials,  # type: ignore[arg-type]
-            total_trials,
-            timeout,
-            max_failed_trials,
-            callbacks,
-            wait_for_running,
-        )
+    def __init__(self, executor: FusedExecutor, limits: RunLimits) -> None:
         self.task, self.group_size = executor.task, executor.group_size
+        self.limits, self.study = limits, limits.study
         self.groups: dict[tuple[Any, ...], Any] = {}
         self.members: dict[int, Trial] = {}
         self.need_fill = True
 
     # Asking -----------------------------------------------------------------------------------------------------
     def _may_ask(self) -> bool:
-        if self.max_failed_trials and self.failures_in_a_row >= self.max_failed_trials:
-            return False
-        if self.n_trials is not None and self.launched >= self.n_trials:
-            return False
-        if self.deadline is not None and time.monotonic() >= self.deadline:
-            logger.info("timeout reached: no new trial starts")
-            return False
-        if len(self.members) >= self.group_size:
+        if not self.limits.may_start() or len(self.members) >= self.group_size:
             return False
         return not self.study.nothing_left_to_try()
 
@@ -153,10 +130,9 @@ class _FusedRun(_Loop):
         """Ask for trials while there is room (at the start, and when members have left)."""
         self.need_fill = False
         while self._may_ask():
-            trial = self.study.ask(max_trials=self.total_trials)
+            trial = self.limits.ask()
             if trial is None:
                 return
-            self.launched += 1
             self._place(trial)
 
     def _place(self, trial: Trial) -> None:
@@ -166,11 +142,11 @@ class _FusedRun(_Loop):
         try:
             planned = plan_trial(self.task, trial)
         except Exception as exc:  # bad parameters fail this trial, as they would when it runs alone
-            self._failed(trial, exc)
+            self._end(trial, error=exc)
             return
         if isinstance(planned.key, str):
             logger.info("trial %d runs alone, not fused: %s", trial.number, planned.key)
-            self._count(self.study.run_trial(self.task, trial))
+            self.limits.record(run_trial(self.study, self.task, trial))
             return
         group = self.groups.get(planned.key)
         if group is None:
@@ -178,7 +154,7 @@ class _FusedRun(_Loop):
         try:
             group.add(trial, planned.hp, planned.params)
         except Exception as exc:
-            self._failed(trial, exc)
+            self._end(trial, error=exc)
             return
         self.groups[planned.key] = group
         self.members[trial.trial_id] = trial
@@ -186,25 +162,12 @@ class _FusedRun(_Loop):
     # Leaving ----------------------------------------------------------------------------------------------------
     def _leave(self, result: Any) -> None:
         """A member left its group (``result``: a :class:`~lmtune.nlp.fused.MemberResult`): tell its outcome."""
-        trial, error = result.trial, result.error
-        self.members.pop(trial.trial_id, None)
+        self.members.pop(result.trial.trial_id, None)
         self.need_fill = True
-        if isinstance(error, TrialPruned):
-            self._count(self.study.tell(trial, state=TrialState.PRUNED))
-        elif error is not None:
-            self._failed(trial, error)
-        elif trial.pause_requested:
-            self._count(self.study.tell(trial, state=TrialState.PAUSED))
-        elif trial.should_stop():
-            self._count(self.study.tell(trial, state=TrialState.PRUNED))
-        else:
-            self._count(self.study.tell(trial, result.value))
+        self._end(result.trial, result.value, result.error)
 
-    def _failed(self, trial: Trial, error: BaseException) -> None:
-        logger.error("trial %d raised %s: %s", trial.number, type(error).__name__, error)
-        self._count(
-            self.study.tell(trial, state=TrialState.FAILED, failure_reason=f"{type(error).__name__}: {error}")
-        )
+    def _end(self, trial: Trial, value: Any = None, error: BaseException | None = None) -> None:
+        self.limits.record(finish_trial(self.study, trial, value, error))
 
     # The loop ---------------------------------------------------------------------------------------------------
     def _step_groups(self) -> None:
@@ -215,7 +178,7 @@ class _FusedRun(_Loop):
             except Exception as exc:
                 for slot in list(group.slots):
                     self.members.pop(slot.runner.trial.trial_id, None)
-                    self._failed(slot.runner.trial, exc)
+                    self._end(slot.runner.trial, error=exc)
                 group.slots.clear()
                 self.need_fill = True
             if not len(group):
@@ -228,18 +191,11 @@ class _FusedRun(_Loop):
             if self.groups:
                 self._step_groups()
                 continue
-            waiting = self.wait_for_running and self.total_trials is not None and self._may_ask()
-            if waiting and self._wait_for_others():  # other workers' trials may fail and need replacing
+            if self._may_ask() and self.limits.wait_for_others():  # other workers' trials may fail
                 self.need_fill = True
                 continue
             break
-        if self.max_failed_trials and self.failures_in_a_row >= self.max_failed_trials:
-            reason = self.last_failure.failure_reason if self.last_failure else None
-            raise TooManyFailedTrialsError(
-                f"{self.failures_in_a_row} trials failed in a row in study "
-                f"{self.study.study_name!r}; the last reason: {reason}. Fix the task, "
-                f"or raise max_failed_trials."
-            )
+        self.limits.raise_if_failed_too_often("the task")
 
     def abort(self, reason: str) -> None:
         """Fail every running member with ``reason`` (Ctrl-C, or an error in the loop)."""

@@ -18,7 +18,6 @@ import pickle
 import signal
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from lmtune.executors.base import Executor, Launched
 from lmtune.executors.distributed import rank_environments
@@ -44,11 +43,6 @@ def describe_exit(code: int) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exited with code {code}"
-
-
-def presuggested_of(trial: Trial) -> dict[str, Any]:
-    """The sampler's joint suggestion for a define-by-run trial, which the process running it must reuse."""
-    return dict(trial._presuggested)
 
 
 class LocalExecutor(Executor):
@@ -130,7 +124,7 @@ class LocalExecutor(Executor):
             gpus = []
         # Pickled here and unpickled in the child once its environment is set, before the objective's module
         # is imported.
-        payload = pickle.dumps((ref, trial.trial_id, presuggested_of(trial)))
+        payload = pickle.dumps((ref, trial.trial_id, trial.presuggested))
         processes = []
         for rank, env in enumerate(rank_environments(self.resources.processes, gpus)):
             process = self._context.Process(

@@ -16,7 +16,6 @@ from typing import Any
 
 from lmtune.exceptions import ConfigError, MissingDependencyError
 from lmtune.executors.base import Executor, Launched
-from lmtune.executors.local import presuggested_of
 from lmtune.executors.ref import StudyRef
 from lmtune.executors.settings import Resources
 from lmtune.executors.trial_process import run_in_this_process
@@ -85,7 +84,7 @@ class RayExecutor(Executor):
         return max(1, capacity)
 
     def _launch(self, ref: StudyRef, trial: Trial) -> Launched:
-        handle = self._task.remote(ref, trial.trial_id, presuggested_of(trial))
+        handle = self._task.remote(ref, trial.trial_id, trial.presuggested)
         return Launched(trial.trial_id, trial.number, time.monotonic(), handle)
 
     def _wait(self, running: Sequence[Launched], timeout: float) -> list[tuple[Launched, str | None]]:

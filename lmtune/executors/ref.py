@@ -1,8 +1,9 @@
 """What a trial process needs to reopen a study from its storage: a small picklable value, never a live study.
 
 A trial process (a pool child or a Ray worker) receives a :class:`StudyRef` and a trial id, opens the study from
-the storage URL with the same sampler, scheduler, heartbeat and retry settings, and runs the objective, which it
-imports by name (``module:function``) or loads from the study file.
+the storage URL with the same sampler, scheduler and :class:`~lmtune.options.StudyOptions` (heartbeats, retries,
+the checkpoint root and budget), and runs the objective, which it imports by name (``module:function``) or loads
+from the study file.
 """
 
 from __future__ import annotations
@@ -11,11 +12,10 @@ import pickle
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lmtune.exceptions import ConfigError
-from lmtune.executors.retry import RetryPolicy
+from lmtune.options import StudyOptions
 from lmtune.samplers import Sampler
 from lmtune.schedulers.base import Scheduler
 
@@ -61,17 +61,15 @@ def check_picklable(what: str, value: Any) -> None:
 
 @dataclass(frozen=True)
 class StudyRef:
-    """Storage URL, study name and the settings to reopen a study in another process."""
+    """Storage URL, study name and the settings to reopen a study in another process: its sampler, scheduler
+    and options, whole (the checkpoint root resolved, so every process writes into the same folder)."""
 
     storage: str
     study_name: str
     objective: Callable[..., Any]
     sampler: Sampler | None  # None: the default sampler, built from the seed stored with the study
     scheduler: Scheduler | None = None
-    heartbeat_interval: float = 5.0
-    grace_period: float = 30.0
-    max_retries: int = 0
-    checkpoint_root: str | None = None
+    options: StudyOptions = field(default_factory=StudyOptions)
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @classmethod
@@ -89,10 +87,7 @@ class StudyRef:
             objective=objective,
             sampler=study.sampler,
             scheduler=study.scheduler,
-            heartbeat_interval=study.heartbeat_interval,
-            grace_period=study.grace_period,
-            max_retries=study.retry.max_retries if study.retry is not None else 0,
-            checkpoint_root=str(study.checkpoint_root),
+            options=study.options.updated(checkpoint_root=str(study.checkpoint_root)),
         )
         for what, value in (
             ("objective", objective),
@@ -111,10 +106,7 @@ class StudyRef:
             self.storage,
             sampler=self.sampler,
             scheduler=self.scheduler,
-            checkpoint_root=Path(self.checkpoint_root) if self.checkpoint_root else None,
-            grace_period=self.grace_period,
-            heartbeat_interval=self.heartbeat_interval,
-            retry=RetryPolicy(self.max_retries) if self.max_retries else None,
+            options=self.options,
         )
 
     def load_objective(self) -> Callable[..., Any]:

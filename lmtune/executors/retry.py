@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from lmtune.exceptions import TrialStateError
 from lmtune.storage._common import WORKER_LOST
-from lmtune.trial import TrialRecord, TrialState
+from lmtune.trial import BUDGET, RESUME_FROM, RETRY_COUNT, RETRY_OF, TrialRecord, TrialState
 
 if TYPE_CHECKING:
     from lmtune.study import Study
@@ -62,15 +62,15 @@ class RetryPolicy:
 
     def retry_attrs(self, record: TrialRecord) -> dict[str, Any] | None:
         """The system attributes of a failed trial's retry; None when it is not lost or has no retries left."""
-        attempt = int(record.system_attrs.get("retry_count", 0))
+        attempt = record.retry_count
         if not is_lost(record) or attempt >= self.max_retries:
             return None
-        attrs: dict[str, Any] = {"retry_of": record.number, "retry_count": attempt + 1}
-        resume = record.checkpoint_dir or record.system_attrs.get("resume_from")
+        attrs: dict[str, Any] = {RETRY_OF: record.number, RETRY_COUNT: attempt + 1}
+        resume = record.checkpoint_dir or record.resume_from
         if resume:
-            attrs["resume_from"] = resume
-        if "budget" in record.system_attrs:
-            attrs["budget"] = record.system_attrs["budget"]
+            attrs[RESUME_FROM] = resume
+        if record.budget is not None:
+            attrs[BUDGET] = record.budget
         return attrs
 
     def say_retried(self, record: TrialRecord, retry: TrialRecord) -> None:
@@ -79,7 +79,7 @@ class RetryPolicy:
             record.number,
             record.failure_reason,
             retry.number,
-            retry.system_attrs["retry_count"],
+            retry.retry_count,
             self.max_retries,
         )
 

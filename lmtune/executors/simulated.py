@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from lmtune.exceptions import ConfigError
 from lmtune.executors.curves import MultiFidelityFunction
-from lmtune.trial import TrialState
+from lmtune.history import Direction
+from lmtune.lifecycle import finish_trial
 
 if TYPE_CHECKING:
     from lmtune.study import Study
@@ -92,10 +93,12 @@ class SimulationResult:
 
     def incumbents(self) -> list[SimulationEvent]:
         """The events at which the best fully trained configuration so far improved (what a method returns)."""
-        sign = 1.0 if self.direction == "minimize" else -1.0
+        direction = Direction(self.direction)
         best: list[SimulationEvent] = []
         for event in self.events:
-            if event.epoch == self.max_resource and (not best or sign * event.value < sign * best[-1].value):
+            if event.epoch == self.max_resource and (
+                not best or direction.better(event.value, best[-1].value)
+            ):
                 best.append(event)
         return best
 
@@ -126,7 +129,7 @@ class StudyDriver(Driver):
         if record.last_step is not None:  # a paused trial resumed from its checkpoint
             first = record.last_step + 1
         else:  # a PBT child starts after the step whose checkpoint it inherits
-            first = int(record.system_attrs.get("pbt_step", 0)) + 1
+            first = (record.lineage.step or 0) + 1 if record.lineage is not None else 1
         last = min(trial.budget or self.objective.max_resource, self.objective.max_resource)
         return Job(trial, trial.params, first, max(first, last), trial.number)
 
@@ -136,13 +139,7 @@ class StudyDriver(Driver):
         return not trial.should_stop()
 
     def finish(self, job: Job, epoch: int, value: float) -> None:
-        trial: Trial = job.handle
-        if trial.pause_requested:
-            self.study.tell(trial, state=TrialState.PAUSED)
-        elif trial.should_stop():
-            self.study.tell(trial, state=TrialState.PRUNED)
-        else:
-            self.study.tell(trial, value)
+        finish_trial(self.study, job.handle, value)
 
 
 class SimulatedExecutor:

@@ -17,10 +17,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from lmtune.executors.base import PROCESS_ATTR
 from lmtune.executors.distributed import replica_of
 from lmtune.executors.ref import StudyRef
-from lmtune.trial import TrialRecord
+from lmtune.lifecycle import run_trial
+from lmtune.trial import PROCESS, TrialRecord
 
 __all__ = ["run_in_this_process", "run_spawned"]
 
@@ -40,10 +40,8 @@ def run_in_this_process(
         objective(replica_of(study, trial_id, presuggested))
         return None
     trial = study.adopt(trial_id, presuggested)
-    study.storage.set_trial_system_attr(
-        trial_id, PROCESS_ATTR, {"host": socket.gethostname(), "pid": os.getpid()}
-    )
-    return study.run_trial(objective, trial)
+    study.storage.set_trial_system_attr(trial_id, PROCESS, {"host": socket.gethostname(), "pid": os.getpid()})
+    return run_trial(study, objective, trial)
 
 
 def _die_with(parent_pid: int) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lmtune.history import TrialHistory
-from lmtune.trial import TrialRecord
+from lmtune.trial import BRACKET, BUDGET, INHERIT_CHECKPOINT_OF, Lineage, TrialRecord
 
 __all__ = ["Action", "Decision", "NoScheduler", "Scheduler", "TrialStart"]
 
@@ -46,12 +46,28 @@ CONTINUE = Decision()
 class TrialStart:
     """What the next trial should be: a new one run to ``budget``, or the PAUSED trial ``resume_number``
     promoted to ``budget``. ``budget`` is in the scheduler's resource unit (e.g. epochs); None means no limit.
-    ``attrs`` are stored as system attributes of the trial (bracket, rung, lineage, ...)."""
+    A new trial may come with ``params``, the Hyperband ``bracket`` it joins, and (population-based training) its
+    ``lineage`` and the trial whose checkpoint it copies first (``inherit_checkpoint_of``); the study stores these
+    with the trial, where :class:`~lmtune.trial.TrialRecord` reads them back."""
 
     budget: int | None = None
     resume_number: int | None = None
     params: dict[str, Any] | None = None
-    attrs: dict[str, Any] | None = None
+    bracket: int | None = None
+    lineage: Lineage | None = None
+    inherit_checkpoint_of: int | None = None
+
+    def system_attrs(self) -> dict[str, Any]:
+        """The new trial's life-cycle fields as storage keeps them."""
+        attrs: dict[str, Any] = self.lineage.to_attrs() if self.lineage is not None else {}
+        for key, value in (
+            (BUDGET, self.budget),
+            (BRACKET, self.bracket),
+            (INHERIT_CHECKPOINT_OF, self.inherit_checkpoint_of),
+        ):
+            if value is not None:
+                attrs[key] = value
+        return attrs
 
 
 class Scheduler(ABC):

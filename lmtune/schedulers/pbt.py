@@ -25,7 +25,7 @@ from lmtune.exceptions import ConfigError
 from lmtune.history import TrialHistory
 from lmtune.schedulers.base import CONTINUE, Action, Decision, Scheduler, TrialStart
 from lmtune.space import CategoricalDistribution, SearchSpace
-from lmtune.trial import TrialRecord, TrialState
+from lmtune.trial import Lineage, TrialRecord, TrialState
 
 __all__ = ["PopulationBasedTraining"]
 
@@ -97,8 +97,8 @@ class PopulationBasedTraining(Scheduler):
 
     def next_trial(self, history: TrialHistory) -> TrialStart:
         if len(history) < self.population_size:
-            return TrialStart(budget=self.max_resource, attrs={"pbt_generation": 0})
-        replaced = {r.system_attrs.get("pbt_replaces") for r in history}
+            return TrialStart(budget=self.max_resource, lineage=Lineage())
+        replaced = {r.lineage.replaces for r in history if r.lineage is not None}
         for record in history:
             step = record.last_step
             if (
@@ -109,7 +109,7 @@ class PopulationBasedTraining(Scheduler):
                 and step % self.perturbation_interval == 0
             ):
                 return self._replacement(record, step, history)
-        return TrialStart(budget=self.max_resource, attrs={"pbt_generation": 0})
+        return TrialStart(budget=self.max_resource, lineage=Lineage())
 
     def _replacement(self, stopped: TrialRecord, step: int, history: TrialHistory) -> TrialStart:
         ranked = self._ranked_at(step, history)
@@ -118,14 +118,11 @@ class PopulationBasedTraining(Scheduler):
         parent = top[int(rng.integers(len(top)))]
         space = history.space or SearchSpace(dict(parent.distributions))
         params = self.explore(parent.params, space, rng)
-        attrs: dict[str, Any] = {
-            "pbt_parent": parent.number,
-            "pbt_replaces": stopped.number,
-            "pbt_step": step,
-            "pbt_generation": int(parent.system_attrs.get("pbt_generation", 0)) + 1,
-            "inherit_checkpoint_of": parent.number,
-        }
-        return TrialStart(budget=self.max_resource, params=params, attrs=attrs)
+        generation = parent.lineage.generation if parent.lineage is not None else 0
+        lineage = Lineage(generation + 1, parent=parent.number, replaces=stopped.number, step=step)
+        return TrialStart(
+            budget=self.max_resource, params=params, lineage=lineage, inherit_checkpoint_of=parent.number
+        )
 
     def explore(
         self, params: Mapping[str, Any], space: SearchSpace, rng: np.random.Generator

@@ -120,7 +120,7 @@ class SuccessiveHalving(Scheduler):
     # Brackets: plain ASHA has one, Hyperband overrides these two ------------------------------------------------
     def bracket_of(self, record: TrialRecord) -> int:
         """The index of the first rung of the trial's ladder."""
-        return int(record.system_attrs.get("bracket", 0))
+        return record.bracket
 
     def new_bracket(self, history: TrialHistory) -> int:
         """The ladder a new trial joins."""
@@ -133,7 +133,7 @@ class SuccessiveHalving(Scheduler):
             return CONTINUE
         bracket = self.bracket_of(trial)
         if self.pause:
-            budget = trial.system_attrs.get("budget")
+            budget = trial.budget
             if budget is not None and step >= budget:
                 return Decision(Action.PAUSE, f"reached rung {budget} {self.resource}s")
             return CONTINUE
@@ -153,7 +153,7 @@ class SuccessiveHalving(Scheduler):
                 return promotion
         bracket = self.new_bracket(history)
         budget = self.levels[bracket] if self.pause else self.max_resource
-        return TrialStart(budget=budget, attrs={"bracket": bracket})
+        return TrialStart(budget=budget, bracket=bracket)
 
     def _promotion(self, history: TrialHistory) -> TrialStart | None:
         """The best paused trial of the highest rung that has room, resumed to the next rung."""
@@ -166,11 +166,7 @@ class SuccessiveHalving(Scheduler):
                 peers = [r for r in history if self.bracket_of(r) == bracket]
                 for record in top_of_rung(peers, level, self.reduction_factor, history):
                     if record.state is TrialState.PAUSED and record.last_step == level:
-                        return TrialStart(
-                            budget=self.levels[rung + 1],
-                            resume_number=record.number,
-                            attrs={"rung": rung + 1},
-                        )
+                        return TrialStart(budget=self.levels[rung + 1], resume_number=record.number)
         return None
 
     def describe(self) -> dict[str, Any]:

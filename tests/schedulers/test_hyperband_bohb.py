@@ -45,7 +45,7 @@ def test_brackets_start_at_their_rung_and_compare_only_within(record, history):
 def test_pausing_hyperband_starts_new_trials_at_their_brackets_first_rung(history):
     hb = Hyperband(5, pause=True, seed=3)
     start = hb.next_trial(history())
-    assert start.budget == hb.levels[start.attrs["bracket"]]
+    assert start.budget == hb.levels[start.bracket]
 
 
 SPACE = SearchSpace({"x": FloatDistribution(0.0, 1.0), "y": FloatDistribution(0.0, 1.0)})

@@ -6,7 +6,7 @@ import pytest
 
 from lmtune.schedulers import Action, CurveExtrapolation, MedianStopping, PopulationBasedTraining
 from lmtune.space import CategoricalDistribution, FloatDistribution, IntDistribution, SearchSpace
-from lmtune.trial import TrialState
+from lmtune.trial import Lineage, TrialState
 
 
 def test_median_stops_below_the_median_of_best_values_so_far(record, history):
@@ -72,19 +72,24 @@ def test_pbt_replaces_a_stopped_trial_with_a_perturbed_copy_of_a_top_one(record,
     trials = [record(n, {2: v}) for n, v in enumerate([0.4, 0.8, 0.6])]
     trials[1] = trials[1].replace(params=params[1], system_attrs={"pbt_generation": 2})
     trials.append(record(3, {2: 0.2}, TrialState.PRUNED))
-    assert pbt.next_trial(history(*trials[:2], space=SPACE)).attrs == {"pbt_generation": 0}
+    first = pbt.next_trial(history(*trials[:2], space=SPACE))
+    assert first.lineage == Lineage(generation=0) and first.inherit_checkpoint_of is None
     start = pbt.next_trial(history(*trials, space=SPACE))
-    assert start.attrs == {
+    assert start.lineage == Lineage(generation=3, parent=1, replaces=3, step=2)
+    assert start.inherit_checkpoint_of == 1
+    # Stored as the keys earlier versions wrote.
+    assert start.system_attrs() == {
         "pbt_parent": 1,
         "pbt_replaces": 3,
         "pbt_step": 2,
         "pbt_generation": 3,
         "inherit_checkpoint_of": 1,
+        "budget": 6,
     }
     assert start.params != params[1] and SPACE.validate(start.params) == start.params
     assert start == pbt.next_trial(history(*trials, space=SPACE))  # pure
     child = record(4, {}, pbt_replaces=3)
-    assert pbt.next_trial(history(*trials, child, space=SPACE)).attrs == {"pbt_generation": 0}
+    assert pbt.next_trial(history(*trials, child, space=SPACE)).lineage == Lineage(generation=0)
 
 
 @pytest.mark.parametrize("seed", range(5))
