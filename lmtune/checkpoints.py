@@ -75,27 +75,25 @@ def claim_root(root: Path, storage_url: str, study_name: str) -> None:
     folders would overwrite theirs, and the checkpoint budget would delete them."""
     owner = {"storage": storage_url, "study": study_name}
     marker = Path(root) / OWNER_FILE
-    if marker.is_file():
-        try:
-            found = json.loads(marker.read_text())
-        except (OSError, ValueError):
-            found = None
-        if found != owner and isinstance(found, dict):
-            raise ConfigError(
-                f"checkpoint folder {root} belongs to study {found.get('study')!r} in {found.get('storage')}; "
-                f"give study {study_name!r} its own checkpoint_root"
-            )
-        if found == owner:
-            return
+    found = _read_owner(marker)
+    if found == owner:
+        return
+    if found is not None:
+        raise ConfigError(
+            f"checkpoint folder {root} belongs to study {found.get('study')!r} in {found.get('storage')}; "
+            f"give study {study_name!r} its own checkpoint_root"
+        )
     Path(root).mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps(owner) + "\n")
 
 
-def directory_size(path: Path) -> int:
-    """Bytes of all files under ``path`` (0 when it does not exist)."""
-    if not path.is_dir():
-        return 0
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+def _read_owner(marker: Path) -> dict[str, str] | None:
+    """The owner a checkpoint root records; None when it records none (or an unreadable one)."""
+    try:
+        found = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
 
 
 def _live_checkpoint(record: TrialRecord) -> bool:

@@ -105,6 +105,66 @@ def test_too_many_failures_in_a_row_stop_the_run() -> None:
     assert len(study.trials) == 4
 
 
+@pytest.mark.parametrize("limit", [0, -1, 2.5, True])
+def test_max_failed_trials_must_be_positive_on_every_path(tmp_path: Path, limit: object) -> None:
+    from lmtune.executors import LocalExecutor
+
+    study = lmtune.create_study(storage=f"sqlite:///{tmp_path / 'limit.db'}")
+    message = "max_failed_trials must be a positive integer \\(or None for no limit\\), but got"
+    with pytest.raises(ConfigError, match=message):
+        study.optimize(quadratic, n_trials=5, max_failed_trials=limit)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=message):
+        LocalExecutor(workers=2).optimize(study, quadratic, n_trials=5, max_failed_trials=limit)  # type: ignore[arg-type]
+    assert study.trials == []  # refused before any trial started
+
+
+def test_no_failure_limit_runs_every_trial() -> None:
+    study = lmtune.create_study()
+    study.optimize(lambda t: 1 / 0, n_trials=12, max_failed_trials=None)
+    assert [r.state for r in study.trials] == [TrialState.FAILED] * 12
+
+
+def test_studies_whose_names_read_alike_get_their_own_checkpoint_folders(tmp_path: Path) -> None:
+    from lmtune.checkpoints import CheckpointBudget
+
+    storage = f"sqlite:///{tmp_path / 'alike.db'}"
+    studies = [
+        lmtune.create_study(
+            storage=storage,
+            study_name=name,
+            space={"x": {"type": "float", "low": 0, "high": 1}},
+            seed=0,
+            checkpoint_budget=CheckpointBudget(keep_best=1, max_bytes=0),
+        )
+        for name in ("ck a", "ck_a")
+    ]
+
+    def saves(trial: lmtune.Trial) -> float:
+        (trial.checkpoint_dir / "weights.bin").write_text(trial.study.study_name)
+        return trial.params["x"]
+
+    studies[0].optimize(saves, n_trials=3)
+    studies[1].optimize(saves, n_trials=3)  # its checkpoint budget must not delete the first study's folders
+    roots = [s.checkpoint_root for s in studies]
+    assert roots[0] != roots[1] and roots[0].parent == roots[1].parent == tmp_path / "alike_checkpoints"
+    for study in studies:
+        kept = Path(study.best_trial.checkpoint_dir)
+        assert kept.parent == study.checkpoint_root
+        assert (kept / "weights.bin").read_text() == study.study_name
+        assert sorted(p.name for p in study.checkpoint_root.glob("trial_*")) == [kept.name]
+
+
+def test_a_checkpoint_folder_owned_by_another_study_is_refused(tmp_path: Path) -> None:
+    from lmtune.checkpoints import claim_root
+
+    claim_root(tmp_path, "postgresql://db-one/lmtune", "ck")
+    claim_root(tmp_path, "postgresql://db-one/lmtune", "ck")  # its owner may claim it again
+    with pytest.raises(
+        ConfigError, match="belongs to study 'ck' in postgresql://db-one/lmtune; give study 'ck'"
+    ):
+        claim_root(tmp_path, "postgresql://db-two/lmtune", "ck")
+
+
 def test_returning_after_should_stop_is_pruned_with_the_last_value() -> None:
     class StopAtTwo(lmtune.schedulers.Scheduler):
         def on_report(self, trial, history):

@@ -6,14 +6,17 @@ keys are validated and the command takes the fused path."""
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import assert_checkpoints_within_budget, checkpoint_folder_sizes
 
 import lmtune
+from lmtune.checkpoints import CheckpointBudget
 from lmtune.cli import main
 from lmtune.config import build_spec
 from lmtune.exceptions import ConfigError
@@ -155,12 +158,24 @@ def test_ctrl_c_fails_the_running_members_interrupted(task: Any, tmp_path: Path)
     assert sum(r.state is TrialState.COMPLETE for r in records) == 1
 
 
+def test_the_checkpoint_budget_holds_in_a_fused_study(task: Any, tmp_path: Path) -> None:
+    budget = CheckpointBudget(keep_best=1, max_bytes=0)
+    study = _study(tmp_path, "budget", checkpoint_budget=budget)
+    _enqueue(study, TRIALS[:3])
+    FusedExecutor(task, group_size=3).optimize(study, n_trials=3)
+    # Each trial saved its best checkpoint; only the best trial's is left.
+    assert_checkpoints_within_budget(study, CheckpointBudget(keep_best=1, max_bytes=sys.maxsize))
+    assert list(checkpoint_folder_sizes(study)) == [Path(study.best_trial.checkpoint_dir).name]
+
+
 def test_limits_end_the_run(task: Any, tmp_path: Path) -> None:
     study = _study(tmp_path, "limits")
     FusedExecutor(task, group_size=2).optimize(study, total_trials=0)
     assert study.trials == []
     with pytest.raises(ConfigError, match="timeout"):
         FusedExecutor(task).optimize(study, timeout=-1)
+    with pytest.raises(ConfigError, match="max_failed_trials must be a positive integer"):
+        FusedExecutor(task).optimize(study, max_failed_trials=0)
     with pytest.raises(ConfigError, match="group_size"):
         FusedExecutor(task, group_size=0)
     assert FusedExecutor(task).group_size == 8  # on the CPU

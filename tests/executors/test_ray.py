@@ -73,3 +73,21 @@ def test_ray_kills_a_trial_past_its_timeout(ray_runtime, tmp_path):
     records = {r.number: r for r in study.trials}
     assert records[0].state is TrialState.FAILED and records[0].failure_reason.startswith("timeout")
     assert sum(r.state is TrialState.COMPLETE for r in records.values()) == 3
+
+
+def test_the_checkpoint_budget_holds_for_trials_run_on_ray(ray_runtime, tmp_path):
+    import parallel_objectives
+    from conftest import assert_checkpoints_within_budget
+
+    from lmtune.checkpoints import CheckpointBudget
+
+    budget = CheckpointBudget(keep_best=2, max_bytes=2 * parallel_objectives.CHECKPOINT_BYTES)
+    study = lmtune.create_study(
+        storage=f"sqlite:///{tmp_path / 'budget.db'}",
+        space=SPACE,
+        sampler=RandomSampler(seed=0),
+        checkpoint_budget=budget,
+    )
+    RayExecutor(workers=2).optimize(study, parallel_objectives.writes_checkpoint, n_trials=6)
+    # Six checkpoints were written, three times what the budget allows.
+    assert_checkpoints_within_budget(study, budget)

@@ -6,8 +6,7 @@ import pytest
 
 from lmtune.config import build_spec
 from lmtune.exceptions import ConfigError
-from lmtune.executors import Resources, execution_from_config
-from lmtune.executors import make_executor
+from lmtune.executors import Resources, execution_from_config, make_executor
 from lmtune.executors.local import LocalExecutor
 
 BASE = {"study": "s", "objective": "lmtune.testing.functions:branin", "storage": "memory://"}
