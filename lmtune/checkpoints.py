@@ -96,6 +96,13 @@ def _read_owner(marker: Path) -> dict[str, str] | None:
     return found if isinstance(found, dict) else None
 
 
+def directory_size(path: Path) -> int:
+    """Bytes of all files under ``path`` (0 when it does not exist)."""
+    if not path.is_dir():
+        return 0
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
 def _live_checkpoint(record: TrialRecord) -> bool:
     return bool(record.checkpoint_dir) and not record.checkpoint_deleted
 
