@@ -68,7 +68,7 @@ def _bbob(name: str, seed: int) -> Task:
 
 @functools.lru_cache(maxsize=1)
 def _curves() -> Any:
-    from lmtune.executors.curves import RecordedCurves
+    from lmtune.benchmarking.curves import RecordedCurves
 
     return RecordedCurves()
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import lmtune
-from lmtune.executors.curves import MultiFidelityFunction
+from lmtune.benchmarking.curves import MultiFidelityFunction
 from lmtune.executors.simulated import Driver, Job, SimulatedExecutor, SimulationResult
 from lmtune.samplers import RandomSampler
 from lmtune.schedulers import (

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from peers import PEERS  # noqa: E402
 
-from lmtune.executors.curves import MultiFidelityFunction, MultiFidelityHartmann, RecordedCurves  # noqa: E402
+from lmtune.benchmarking.curves import MultiFidelityFunction, MultiFidelityHartmann, RecordedCurves  # noqa: E402
 
 #: Task name -> (objective factory (seed), tolerance for "reached the best": 1 accuracy point; 0.25 on Hartmann,
 #: about 7% of its optimum).
@@ -47,7 +47,7 @@ DEFAULT_TASKS = list(TASKS)
 
 def _lcbench(instance: str) -> Callable[[int], MultiFidelityFunction]:
     def make(seed: int) -> MultiFidelityFunction:
-        from lmtune.executors.lcbench import LCBench
+        from lmtune.benchmarking.lcbench import LCBench
 
         return LCBench(instance, seed=seed)
 

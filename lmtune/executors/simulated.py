@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lmtune.benchmarking.curves import MultiFidelityFunction
 from lmtune.exceptions import ConfigError
-from lmtune.executors.curves import MultiFidelityFunction
 from lmtune.history import Direction
 from lmtune.lifecycle import finish_trial
 

@@ -1,1 +1,3 @@
-"""Tools for testing lmtune and plugins: synthetic objectives and conformance suites (no pytest import at package import)."""
+"""Tools for testing lmtune and plugins: synthetic objectives, and the conformance suites every sampler
+(:mod:`lmtune.testing.samplers`), scheduler (:mod:`lmtune.testing.schedulers`) and storage
+(:mod:`lmtune.testing.storage`) must pass. Nothing here imports pytest."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lmtune.benchmarking.curves import benchmark_dir
 from lmtune.exceptions import ConfigError
-from lmtune.executors.curves import benchmark_dir
 from lmtune.executors.simulated import Driver, Job, SimulatedExecutor
 
 pytest.importorskip("onnxruntime", reason="the LCBench objective needs onnxruntime (pip install onnxruntime)")
@@ -16,7 +16,7 @@ if not (benchmark_dir() / "yahpo" / "lcbench" / "model.onnx").is_file():
         allow_module_level=True,
     )
 
-from lmtune.executors.lcbench import BEST_VAL_ACCURACY, LCBench  # noqa: E402
+from lmtune.benchmarking.lcbench import BEST_VAL_ACCURACY, LCBench  # noqa: E402
 
 #: A well-performing LCBench configuration (moderate learning rate, SGD momentum, small dropout).
 GOOD = {

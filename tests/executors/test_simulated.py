@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import spearmanr
 
 import lmtune
-from lmtune.executors.curves import MultiFidelityHartmann, RecordedCurves
+from lmtune.benchmarking.curves import MultiFidelityHartmann, RecordedCurves
 from lmtune.executors.simulated import SimulatedExecutor
 from lmtune.samplers import RandomSampler
 from lmtune.schedulers import Hyperband, PopulationBasedTraining, SuccessiveHalving

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import lmtune
-from lmtune.executors.curves import MultiFidelityHartmann
+from lmtune.benchmarking.curves import MultiFidelityHartmann
 from lmtune.executors.simulated import SimulatedExecutor
 from lmtune.samplers import RandomSampler
 from lmtune.schedulers import BOHB, Action, Hyperband
