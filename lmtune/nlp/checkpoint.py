@@ -1,5 +1,6 @@
-"""Trial checkpoints: ``last/`` (weights, optimizer, progress, RNG: enough to resume exactly) and ``best/`` (the
-weights of the best evaluation, which the final model is saved from).
+"""What a training run writes into its trial's checkpoint folder: ``last/`` (weights, optimizer, progress, RNG:
+enough to resume exactly) and ``best/`` (the weights of the best evaluation, which the final model is saved from).
+Which folders stay on disk is :mod:`lmtune.checkpoints`' business.
 
 Tensors are written with ``torch.save`` and read back with ``weights_only=True`` (no code runs on load); progress
 and parameters are JSON. Each folder is written beside its final name and renamed, so a crash mid-write leaves the
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,3 @@ def load_checkpoint(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
-
-
-def progress_to_dict(progress: Progress) -> dict[str, Any]:
-    return asdict(progress)

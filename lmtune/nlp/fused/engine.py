@@ -221,19 +221,6 @@ class FusedModel:
             tensors[alias] = tensors[name]
         return {name: tensors[name].clone() for name in self._saved}
 
-    @torch.no_grad()
-    def load_member_state(self, k: int, state: Mapping[str, torch.Tensor]) -> None:
-        """Overwrite member ``k``'s weights (and buffers present in ``state``) with ``state``'s."""
-        for name, t in self._views(self.flat).items():
-            if name not in state:
-                raise LmtuneError(
-                    f"checkpoint lacks parameter {name!r}; it was saved from another architecture"
-                )
-            t[k].copy_(state[name])
-        for name, b in self.buffers.items():
-            if name in state:
-                b[k].copy_(state[name])
-
     def optimizer_rows(self, k: int) -> tuple[int, dict[str, dict[str, torch.Tensor]]]:
         """(step count, parameter name -> optimizer state tensors) of member ``k``, copied."""
         out: dict[str, dict[str, torch.Tensor]] = {}
@@ -244,16 +231,6 @@ class FusedModel:
             }
             offset += n
         return self.optimizer.steps[k], out
-
-    def set_member(self, k: int, member: Member) -> None:
-        """New hyperparameters for member ``k``; its weights and optimizer state stay."""
-        self.members[k] = member
-        self.optimizer.members[k] = member.optimizer
-        self.buffers[f"{KEY_NAME}.rate"][k] = (
-            float("nan") if member.dropout is None else float(member.dropout)
-        )
-        self.buffers[f"{KEY_NAME}.seed"][k] = int(member.seed) & 0xFFFFFFFF
-        self._refresh()
 
     def select(self, keep: Sequence[int]) -> None:
         """Keep only members at positions ``keep``, in that order (the others leave the group)."""
