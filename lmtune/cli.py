@@ -23,6 +23,7 @@ from lmtune.exceptions import ConfigError, LmtuneError, StudyNotFoundError
 from lmtune.executors import RetryPolicy, make_executor
 from lmtune.executors.fused import fused_executor_for
 from lmtune.executors.ref import FileObjective
+from lmtune.options import StudyOptions
 from lmtune.storage import Storage, get_storage
 from lmtune.study import Study, check_compatible, create_study, load_study, provenance
 from lmtune.trial import TrialRecord, TrialState
@@ -101,21 +102,23 @@ def _open_study(spec: StudySpec, storage_url: str) -> Study:
                     spec.sampler.seed, {"sampler": spec.sampler.describe(), **spec.provenance}
                 )
             },
-            **_liveness(spec),
+            options=_study_options(spec),
         )
     check_compatible(info, spec.direction, spec.space)
-    return load_study(spec.name, storage, sampler=spec.sampler, scheduler=spec.scheduler, **_liveness(spec))
+    return load_study(
+        spec.name, storage, sampler=spec.sampler, scheduler=spec.scheduler, options=_study_options(spec)
+    )
 
 
-def _liveness(spec: StudySpec) -> dict[str, Any]:
-    """The study file's heartbeat, retry and checkpoint settings, as study options."""
+def _study_options(spec: StudySpec) -> StudyOptions:
+    """The study file's heartbeat, retry and checkpoint settings."""
     execution = spec.execution
-    return {
-        "heartbeat_interval": execution.heartbeat.interval,
-        "grace_period": execution.heartbeat.grace_period,
-        "retry": RetryPolicy(execution.max_retries) if execution.max_retries else None,
-        "checkpoint_budget": spec.checkpoint_budget,
-    }
+    return StudyOptions(
+        heartbeat_interval=execution.heartbeat.interval,
+        grace_period=execution.heartbeat.grace_period,
+        retry=RetryPolicy(execution.max_retries) if execution.max_retries else None,
+        checkpoint_budget=spec.checkpoint_budget,
+    )
 
 
 def _optimize(

@@ -58,19 +58,6 @@ class AutoSampler(IndependentTPE):
         self._announced: dict[str, str] = {}
         self._lock = threading.Lock()
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Pickled (for a trial process) as its settings: its parts hold locks and caches, and suggestions depend
-        # only on (seed, space, history, trial number), so a sampler built from the same settings suggests the same.
-        settings = {
-            "seed": self.seed,
-            "n_trials": self.n_trials,
-            "gp_max_params": self.gp_max_params,
-            "gp_max_trials": self.gp_max_trials,
-            "grid_max_size": self.grid_max_size,
-            "tpe_min_categoricals": self.tpe_min_categoricals,
-        }
-        return (_rebuild, (type(self), settings))
-
     def choose(self, space: SearchSpace, history: TrialHistory) -> tuple[Sampler, str]:
         """The sampler for the next suggestion in ``space`` and the reason, in words."""
         declared = history.space is not None and history.space == space
@@ -121,17 +108,3 @@ class AutoSampler(IndependentTPE):
             return False
         sampler, _ = self.choose(space, history)
         return sampler is self.grid and self.grid.is_exhausted(space, history)
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            **super().describe(),
-            "n_trials": self.n_trials,
-            "gp_max_params": self.gp_max_params,
-            "gp_max_trials": self.gp_max_trials,
-            "grid_max_size": self.grid_max_size,
-            "tpe_min_categoricals": self.tpe_min_categoricals,
-        }
-
-
-def _rebuild(cls: type[AutoSampler], settings: dict[str, Any]) -> AutoSampler:
-    return cls(**settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
@@ -13,6 +14,10 @@ from lmtune.history import TrialHistory
 from lmtune.space import Distribution, SearchSpace
 
 __all__ = ["Sampler"]
+
+
+def _rebuild(cls: type[Sampler], settings: dict[str, Any]) -> Sampler:
+    return cls(**settings)
 
 
 def _key_int(key: str) -> int:
@@ -30,6 +35,9 @@ class Sampler(ABC):
       process. Randomness comes only from :meth:`rng` (keyed by seed and trial number), never from global state,
       so parallel workers reproduce each other's choices.
     * It never writes anything: caches kept on the instance must be rebuildable from the history.
+    * It keeps each constructor argument under an attribute of the same name: :meth:`settings` reads them back,
+      and both :meth:`describe` (the study's provenance) and pickling (a copy sent to a trial process, rebuilt
+      from its settings with empty caches) come from there, so neither can drift from the constructor.
     """
 
     #: Whether the sampler reads past trials; the study skips building the history when False.
@@ -68,9 +76,28 @@ class Sampler(ABC):
         """Whether there is nothing left to try (a finished grid); the study then stops asking."""
         return False
 
+    def settings(self) -> dict[str, Any]:
+        """The constructor's keyword arguments that rebuild this sampler (scikit-learn's ``get_params`` idea)."""
+        parameters = inspect.signature(type(self).__init__).parameters.values()
+        names = [
+            p.name for p in parameters if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+        missing = [name for name in names if not hasattr(self, name)]
+        if missing:
+            raise TypeError(
+                f"{type(self).__name__} keeps no attribute {missing[0]!r} for its constructor argument of that "
+                f"name; store each argument under its own name, or override settings()"
+            )
+        return {name: getattr(self, name) for name in names}
+
     def describe(self) -> dict[str, Any]:
         """Name and settings, recorded in the study's provenance."""
-        return {"name": type(self).__name__, "seed": self.seed}
+        return {"name": type(self).__name__, **self.settings()}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as its settings: caches and locks stay behind, and suggestions depend only on
+        # (settings, space, history, trial number), so the rebuilt copy suggests the same.
+        return (_rebuild, (type(self), self.settings()))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(seed={self.seed})"

@@ -161,18 +161,6 @@ class GPSampler(IndependentTPE):
         self._fits: dict[str, GPHyperparameters] = {}
         self._fits_lock = threading.Lock()
 
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickle the settings only (a copy sent to a trial process starts with empty caches; locks cannot be
-        pickled)."""
-        state = dict(self.__dict__)
-        state["_fits"] = {}
-        del state["_fits_lock"]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._fits_lock = threading.Lock()
-
     def startup_trials(self, space: SearchSpace) -> int:
         return self.n_startup_trials if self.n_startup_trials is not None else max(5, len(space) + 2)
 
@@ -294,14 +282,3 @@ class GPSampler(IndependentTPE):
             if not same.all(axis=1).any():
                 return point
         return space.to_unit(space.from_unit(rng.random(len(space))))
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            **super().describe(),
-            "n_startup_trials": self.n_startup_trials,
-            "n_candidates": self.n_candidates,
-            "n_restarts": self.n_restarts,
-            "prior_beta": self.prior_beta,
-            "max_points": self.max_points,
-            "max_fit_points": self.max_fit_points,
-        }

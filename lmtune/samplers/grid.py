@@ -57,6 +57,3 @@ class GridSampler(Sampler):
         if space is None or len(space) == 0:
             return False
         return not self._remaining(space, history)
-
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "shuffle": self.shuffle}

@@ -28,13 +28,6 @@ class SobolSampler(Sampler):
         self._positions: dict[int, int] = {}
         self._lock = threading.Lock()
 
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickle the seed only: a copy in a trial process rebuilds its engines (locks cannot be pickled)."""
-        return {"seed": self.seed}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["seed"])  # type: ignore[misc]
-
     def _point(self, dim: int, index: int) -> np.ndarray:
         with self._lock:
             engine = self._engines.get(dim)

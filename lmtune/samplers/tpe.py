@@ -145,17 +145,6 @@ class TPESampler(Sampler):
         point = candidates[best, np.arange(len(space))]
         return space.to_unit(space.from_unit(point)) if space.is_conditional else point
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            **super().describe(),
-            "n_startup_trials": self.n_startup_trials,
-            "n_candidates": self.n_candidates,
-            "gamma_max": self.gamma_max,
-            "multivariate": self.multivariate,
-            "constant_liar": self.constant_liar,
-            "prior_beta": self.prior_beta,
-        }
-
 
 class IndependentTPE(Sampler):
     """Base of samplers that model a joint space and leave define-by-run parameters outside it to univariate

@@ -170,3 +170,19 @@ class SamplerConformance:
             history = TrialHistory(records, "minimize", None)
             params = self.make_sampler(6).suggest(space, history, n)
             assert set(params) == {"x", "k"} and space.validate(params) == params
+
+    def test_settings_rebuild_the_sampler(self) -> None:
+        """``describe()`` and pickling both come from ``settings()``: a rebuilt or unpickled copy describes itself
+        and suggests alike."""
+        import pickle
+
+        sampler = self.make_sampler(13)
+        described = _json(sampler.describe())
+        assert json.loads(described)["name"] == type(sampler).__name__
+        for copy in (type(sampler)(**sampler.settings()), pickle.loads(pickle.dumps(sampler))):
+            assert _json(copy.describe()) == described
+        space = self.space()
+        n = max(self.history_sizes)
+        history = synthetic_history(space, n, seed=14)
+        again = pickle.loads(pickle.dumps(sampler))
+        assert _json(again.suggest(space, history, n)) == _json(sampler.suggest(space, history, n))
