@@ -25,6 +25,7 @@ import torch
 
 from lmtune.exceptions import LmtuneError
 from lmtune.executors.packing import ProgressReport
+from lmtune.history import Direction
 from lmtune.nlp.checkpoint import BEST, LAST, Progress, load_checkpoint, save_checkpoint
 from lmtune.nlp.curriculum import curriculum_order
 from lmtune.nlp.hyperparameters import Hyperparameters, apply_to_optimizer, lr_factor, make_optimizer
@@ -119,7 +120,7 @@ class TrialRunner:
         self.warmup_steps = hp.warmup(self.total_steps)
         self.progress = Progress()
         self.evaluated_at = -1
-        self.sign = 1.0 if setup.direction == "maximize" else -1.0
+        self.direction = Direction(setup.direction)
         self.examples_trained = 0
         self.steps_run = 0
         self.train_seconds = 0.0
@@ -330,7 +331,7 @@ class TrialRunner:
         self.history.append(
             {"step": report_step, "optimizer_step": p.step, "train_loss": train_loss, **scores}
         )
-        if p.best_value is None or self.sign * (value - p.best_value) > 0:
+        if p.best_value is None or self.direction.better(value, p.best_value):
             p.best_value, p.best_step, p.best_metrics, p.bad_evals = value, report_step, scores, 0
             save_checkpoint(
                 Path(self.trial.checkpoint_dir) / BEST,
