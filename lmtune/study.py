@@ -27,7 +27,7 @@ from lmtune.checkpoints import (
 from lmtune.exceptions import ConfigError, TrialStateError
 from lmtune.executors.retry import RetryPolicy, is_lost
 from lmtune.history import Direction, TrialHistory
-from lmtune.lifecycle import RunLimits, run_trial
+from lmtune.lifecycle import run_trial
 from lmtune.options import StudyOptions
 from lmtune.samplers import Sampler, default_sampler
 from lmtune.schedulers.base import CONTINUE, Decision, NoScheduler, Scheduler
@@ -493,8 +493,11 @@ class Study:
         returning, replacing those that fail or whose worker is lost, so it ends only when the study holds
         ``total_trials`` finished trials.
         """
-        run = RunLimits(
+        from lmtune.executors.in_process import InProcessExecutor
+
+        InProcessExecutor(catch).optimize(
             self,
+            objective,
             n_trials,
             timeout,
             total_trials=total_trials,
@@ -502,17 +505,6 @@ class Study:
             callbacks=callbacks,
             wait_for_running=wait_for_running,
         )
-        while run.may_start():
-            if self.nothing_left_to_try():
-                logger.info("the sampler has nothing left to try (grid finished)")
-                break
-            trial = run.ask()
-            if trial is None:
-                if run.wait_for_others():
-                    continue
-                break
-            run.record(run_trial(self, objective, trial, tuple(catch)))
-        run.raise_if_failed_too_often()
 
     # Export ---------------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -3,8 +3,9 @@ a simulated clock.
 
 Executors decide nothing about what to try: they ask the study for trials, run them and let storage hold every
 outcome. The contract is :class:`~lmtune.executors.base.Executor` (``optimize`` with the arguments of
-:meth:`lmtune.study.Study.optimize`); each backend lives in its own module, and :data:`EXECUTORS` names the ones
-a study file can choose. Every path ends a trial through :mod:`lmtune.lifecycle`. The backends load on first use
+:meth:`lmtune.study.Study.optimize`); each backend lives in its own module (in-process, local, ray, fused; the
+local pool and Ray share the loop of :mod:`~lmtune.executors.processes`), and :data:`EXECUTORS` names the ones a
+study file can choose. Every path ends a trial through :mod:`lmtune.lifecycle`. The backends load on first use
 (the study imports the retry policy from here, and Ray is an optional extra).
 """
 
@@ -25,6 +26,7 @@ __all__ = [
     "Executor",
     "FusedExecutor",
     "HeartbeatSettings",
+    "InProcessExecutor",
     "LocalExecutor",
     "RayExecutor",
     "Resources",
@@ -44,6 +46,7 @@ EXECUTORS: dict[str, str] = {
 _LAZY = {
     "Executor": "lmtune.executors.base",
     "FusedExecutor": "lmtune.executors.fused",
+    "InProcessExecutor": "lmtune.executors.in_process",
     "LocalExecutor": "lmtune.executors.local",
     "RayExecutor": "lmtune.executors.ray",
     "SimulatedExecutor": "lmtune.executors.simulated",

@@ -14,17 +14,15 @@ other loop (:mod:`lmtune.lifecycle`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lmtune.exceptions import ConfigError
+from lmtune.executors.base import Executor
 from lmtune.executors.settings import FUSE_NEEDS_ONE_PROCESS, ExecutionSettings
 from lmtune.lifecycle import INTERRUPTED, RunLimits, finish_trial, run_trial
 from lmtune.trial import Trial, TrialState
-
-if TYPE_CHECKING:
-    from lmtune.study import Callback, Study
 
 __all__ = ["DEFAULT_GROUP_SIZE", "FusedExecutor", "PlannedTrial", "fused_executor_for", "plan_trial"]
 
@@ -67,7 +65,7 @@ def plan_trial(task: Any, trial: Trial) -> PlannedTrial:
     return PlannedTrial(trial, hp, params, setup, key)
 
 
-class FusedExecutor:
+class FusedExecutor(Executor):
     """Runs a task study's trials in fused groups of up to ``group_size`` trials (default by the task's device:
     :data:`DEFAULT_GROUP_SIZE`) in the calling process."""
 
@@ -79,29 +77,8 @@ class FusedExecutor:
         self.task = task
         self.group_size = group_size or DEFAULT_GROUP_SIZE.get(task.device.type, DEFAULT_GROUP_SIZE["cpu"])
 
-    def optimize(
-        self,
-        study: Study,
-        objective: Callable[..., Any] | None = None,
-        n_trials: int | None = None,
-        timeout: float | None = None,
-        *,
-        total_trials: int | None = None,
-        max_failed_trials: int | None = 10,
-        callbacks: Sequence[Callback] = (),
-        wait_for_running: bool = False,
-    ) -> None:
-        """Run trials until a limit is reached; the arguments mean what they mean for :meth:`Study.optimize`
-        (``objective`` is ignored: the task is the objective)."""
-        limits = RunLimits(
-            study,
-            n_trials,
-            timeout,
-            total_trials=total_trials,
-            max_failed_trials=max_failed_trials,
-            callbacks=callbacks,
-            wait_for_running=wait_for_running,
-        )
+    def _run(self, limits: RunLimits, objective: Callable[..., Any] | None) -> None:
+        """The task is the objective: ``objective`` is ignored."""
         run = _FusedRun(self, limits)
         try:
             run.run()

@@ -19,10 +19,10 @@ import signal
 import time
 from collections.abc import Sequence
 
-from lmtune.executors.base import Executor, Launched
 from lmtune.executors.distributed import rank_environments
 from lmtune.executors.gpus import GpuSlots, detect_gpus
 from lmtune.executors.packing import AutoPacker, PackedTrial, Probe, StorageProbe
+from lmtune.executors.processes import Launched, ProcessExecutor
 from lmtune.executors.ref import StudyRef
 from lmtune.executors.settings import Resources
 from lmtune.executors.trial_process import run_spawned
@@ -45,7 +45,7 @@ def describe_exit(code: int) -> str:
     return f"exited with code {code}"
 
 
-class LocalExecutor(Executor):
+class LocalExecutor(ProcessExecutor):
     """Run up to ``workers`` trials at once in spawned processes on this machine.
 
     ``workers`` None: as many as the GPU slots allow, else one. ``resources.gpus_per_trial`` None leaves the GPUs

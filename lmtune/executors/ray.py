@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lmtune.exceptions import ConfigError, MissingDependencyError
-from lmtune.executors.base import Executor, Launched
+from lmtune.executors.processes import Launched, ProcessExecutor
 from lmtune.executors.ref import StudyRef
 from lmtune.executors.settings import Resources
 from lmtune.executors.trial_process import run_in_this_process
@@ -37,7 +37,7 @@ def _run_trial_task(ref: StudyRef, trial_id: int, presuggested: Mapping[str, Any
     run_in_this_process(ref, trial_id, presuggested)
 
 
-class RayExecutor(Executor):
+class RayExecutor(ProcessExecutor):
     """Run trials as Ray tasks. ``workers``: trials at once (default: as many as the cluster's CPUs, or GPUs,
     hold at the requested resources per trial); ``address``: a cluster to join (``auto``: the one this machine
     belongs to); ``namespace``: the Ray namespace."""
