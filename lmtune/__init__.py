@@ -9,6 +9,7 @@ from lmtune.exceptions import (
     TooManyFailedTrialsError,
     TrialPruned,
 )
+from lmtune.options import StudyOptions
 from lmtune.space import (
     CategoricalDistribution,
     FloatDistribution,
@@ -31,6 +32,7 @@ __all__ = [
     "SearchSpace",
     "StorageError",
     "Study",
+    "StudyOptions",
     "TooManyFailedTrialsError",
     "Trial",
     "TrialPruned",

@@ -16,6 +16,7 @@ PUBLIC = {
         "create_study",
         "load_study",
         "Study",
+        "StudyOptions",
         "Trial",
         "TrialRecord",
         "TrialState",
@@ -63,6 +64,26 @@ PUBLIC = {
         "MissingDependencyError",
     ],
     "lmtune.testing.functions": ["branin", "hartmann6", "rosenbrock", "mixed", "conditional", "BENCHMARKS"],
+    "lmtune.testing.samplers": ["SamplerConformance"],
+    "lmtune.testing.schedulers": ["SchedulerConformance"],
+    "lmtune.history": ["Direction", "TrialHistory"],
+    "lmtune.lifecycle": ["RunLimits", "finish_trial", "run_trial"],
+    "lmtune.executors": [
+        "EXECUTORS",
+        "Executor",
+        "FusedExecutor",
+        "InProcessExecutor",
+        "LocalExecutor",
+        "RayExecutor",
+        "SimulatedExecutor",
+        "StudyRef",
+        "RetryPolicy",
+        "make_executor",
+    ],
+    "lmtune.benchmarking": ["MultiFidelityFunction", "MultiFidelityHartmann", "RecordedCurves", "benchmark_dir"],
+    # The benchmark objectives' former home.
+    "lmtune.executors.curves": ["MultiFidelityHartmann", "RecordedCurves", "benchmark_dir"],
+    "lmtune.executors.lcbench": ["LCBench"],
 }
 
 
