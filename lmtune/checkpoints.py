@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -73,7 +74,7 @@ def default_checkpoint_root(storage_url: str, study_name: str, study_id: int) ->
 def claim_root(root: Path, storage_url: str, study_name: str) -> None:
     """Mark ``root`` as the checkpoint root of this study, or refuse when another study owns it: its trials'
     folders would overwrite theirs, and the checkpoint budget would delete them."""
-    owner = {"storage": storage_url, "study": study_name}
+    owner = {"storage": _without_password(storage_url), "study": study_name}
     marker = Path(root) / OWNER_FILE
     found = _read_owner(marker)
     if found == owner:
@@ -85,6 +86,11 @@ def claim_root(root: Path, storage_url: str, study_name: str) -> None:
         )
     Path(root).mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps(owner) + "\n")
+
+
+def _without_password(url: str) -> str:
+    """``url`` with any password masked: the owner file is plain text beside the checkpoints."""
+    return re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", url)
 
 
 def _read_owner(marker: Path) -> dict[str, str] | None:

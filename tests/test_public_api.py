@@ -80,7 +80,12 @@ PUBLIC = {
         "RetryPolicy",
         "make_executor",
     ],
-    "lmtune.benchmarking": ["MultiFidelityFunction", "MultiFidelityHartmann", "RecordedCurves", "benchmark_dir"],
+    "lmtune.benchmarking": [
+        "MultiFidelityFunction",
+        "MultiFidelityHartmann",
+        "RecordedCurves",
+        "benchmark_dir",
+    ],
     # The benchmark objectives' former home.
     "lmtune.executors.curves": ["MultiFidelityHartmann", "RecordedCurves", "benchmark_dir"],
     "lmtune.executors.lcbench": ["LCBench"],

@@ -163,6 +163,10 @@ def test_a_checkpoint_folder_owned_by_another_study_is_refused(tmp_path: Path) -
         ConfigError, match="belongs to study 'ck' in postgresql://db-one/lmtune; give study 'ck'"
     ):
         claim_root(tmp_path, "postgresql://db-two/lmtune", "ck")
+    secret = tmp_path / "secret"
+    claim_root(secret, "postgresql+psycopg://me:hunter2@db/lmtune", "ck")
+    claim_root(secret, "postgresql+psycopg://me:hunter2@db/lmtune", "ck")  # masked alike, so still its owner
+    assert "hunter2" not in (secret / ".lmtune-study.json").read_text()
 
 
 def test_returning_after_should_stop_is_pruned_with_the_last_value() -> None:
