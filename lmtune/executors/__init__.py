@@ -12,6 +12,7 @@ study file can choose. Every path ends a trial through :mod:`lmtune.lifecycle`. 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lmtune.executors.retry import RetryPolicy
@@ -19,6 +20,7 @@ from lmtune.executors.settings import ExecutionSettings, HeartbeatSettings, Reso
 
 if TYPE_CHECKING:
     from lmtune.executors.base import Executor
+    from lmtune.executors.processes import ProcessExecutor
 
 __all__ = [
     "EXECUTORS",
@@ -54,8 +56,9 @@ _LAZY = {
 }
 
 
-def executor_class(name: str) -> type[Executor]:
-    """The executor class registered as ``name`` in :data:`EXECUTORS`."""
+def executor_class(name: str) -> Callable[..., ProcessExecutor]:
+    """The executor class registered as ``name`` in :data:`EXECUTORS` (built with ``workers``, ``resources``,
+    ``trial_timeout`` and its own options)."""
     module, _, cls = EXECUTORS[name].partition(":")
     return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
 
