@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import logging
 import sys
 import time
 from collections.abc import Callable
@@ -24,9 +23,10 @@ from lmtune.executors import RetryPolicy, make_executor
 from lmtune.executors.fused import fused_executor_for
 from lmtune.executors.ref import FileObjective
 from lmtune.options import StudyOptions
+from lmtune.progress import StudyProgress, configure_logging
 from lmtune.storage import Storage, get_storage
 from lmtune.study import Study, check_compatible, create_study, load_study, provenance
-from lmtune.trial import TrialRecord, TrialState
+from lmtune.trial import TrialState
 
 __all__ = ["main"]
 
@@ -52,26 +52,12 @@ def user_errors(function: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _setup_logging(verbose: bool) -> None:
-    from rich.logging import RichHandler
-
-    handler: logging.Handler
-    if sys.stderr.isatty():
-        handler = RichHandler(show_path=False, rich_tracebacks=False)
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
-    for noisy in ("sqlalchemy", "urllib3", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
 @click.version_option(package_name="lmtune")
 def main(verbose: bool) -> None:
     """lmtune: find the best hyperparameters for training and fine-tuning language models."""
-    _setup_logging(verbose)
+    configure_logging(verbose)
 
 
 def _open_storage(url: str | None, must_exist: bool = True) -> Storage:
@@ -164,58 +150,10 @@ def _enqueue_new(study: Study, configs: list[dict[str, Any]]) -> int:
     return added
 
 
-class _Progress:
-    """A live progress bar on a terminal (trials done, best so far, ETA); log lines otherwise."""
-
-    def __init__(self, study: Study, total: int | None) -> None:
-        self.study = study
-        self.total = total
-        self.progress: Any = None
-        self.task_id: Any = None
-
-    def __enter__(self) -> _Progress:
-        if sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.progress = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("best {task.fields[best]}"),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-            )
-            self.progress.start()
-            done = sum(r.state in FINISHED for r in self.study.trials)
-            self.task_id = self.progress.add_task(
-                self.study.study_name, total=self.total, completed=done, best=self._best()
-            )
-        return self
-
-    def _best(self) -> str:
-        best = self.study.history().best()
-        return "-" if best is None else f"{best.value:.6g} (trial {best.number})"
-
-    def __call__(self, study: Study, record: TrialRecord) -> None:
-        done = sum(r.state in FINISHED for r in study.trials)
-        if self.progress is not None:
-            self.progress.update(self.task_id, completed=done, best=self._best())
-        else:
-            value = "-" if record.value is None else f"{record.value:.6g}"
-            logging.getLogger("lmtune").info(
-                "trial %d %s value=%s | %d/%s finished | best %s",
-                record.number,
-                record.state.value,
-                value,
-                done,
-                self.total or "?",
-                self._best(),
-            )
-
-    def __exit__(self, *exc: object) -> None:
-        if self.progress is not None:
-            self.progress.stop()
+def _progress(spec: StudySpec, study: Study, total: int | None) -> StudyProgress:
+    """Live progress on a terminal, plain lines elsewhere, named with the task's metric."""
+    metric = getattr(spec.task, "metric", None) or "value"
+    return StudyProgress(study, total, timeout=spec.timeout, metric=metric)
 
 
 def _trackers(spec: StudySpec) -> list[Any]:
@@ -267,7 +205,7 @@ def run(study_file: Path, storage: str | None, n_trials: int | None, workers: in
     _enqueue_new(study, spec.enqueue)
     total = n_trials or spec.n_trials
     try:
-        with _Progress(study, total) as progress:
+        with _progress(spec, study, total) as progress:
             _optimize(
                 spec, study, total, workers, [progress, *_trackers(spec)], wait_for_running=total is not None
             )
@@ -302,7 +240,7 @@ def worker(study_file: Path, storage: str | None, n_trials: int | None, workers:
         )
     study = _open_study(spec, storage or spec.storage)
     try:
-        with _Progress(study, total) as progress:
+        with _progress(spec, study, total) as progress:
             _optimize(spec, study, total, workers, [progress, *_trackers(spec)], wait_for_running=True)
     except KeyboardInterrupt:
         click.echo("worker interrupted; its running trial is failed and will be replaced", err=True)

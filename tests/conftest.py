@@ -38,3 +38,12 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"shared data folder not found; set LMTUNE_SHARED (looked in {SHARED})")
     return SHARED
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> Path:
+    """Where a test saves what a person should look at (screenshots, captured terminals): ``LMTUNE_ARTIFACTS``
+    when set, so a run can keep them; otherwise the test's temporary folder."""
+    folder = Path(os.environ["LMTUNE_ARTIFACTS"]) if os.environ.get("LMTUNE_ARTIFACTS") else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -165,7 +165,8 @@ def measure(step: Callable[[], object], trials: int, *, warmup: int = 3, steps: 
 # Measuring running trials ---------------------------------------------------------------------------------------
 class ProgressReport:
     """Writes a trial's progress to its user attribute ``train_progress`` at most every ``interval`` seconds:
-    ``{"steps": optimizer steps this process ran, "time": Unix seconds, "peak_bytes": peak GPU memory}``.
+    ``{"steps": optimizer steps this process ran, "time": Unix seconds, "peak_bytes": peak GPU memory}``, and where
+    the trial stands when the caller says so (``step``, ``total_steps``, ``steps_per_epoch``).
 
     The local pool's ``gpus_per_trial: auto`` reads it to measure throughput; the fine-tuning runner writes it, and
     an objective with its own training loop calls :meth:`update` after each optimizer step.
@@ -176,13 +177,21 @@ class ProgressReport:
         self.interval = interval
         self._last: float | None = None
 
-    def update(self, steps: int, peak_bytes: int = 0) -> None:
+    def update(self, steps: int, peak_bytes: int = 0, **position: int) -> None:
+        """``position`` adds where the trial stands (``step``, ``total_steps``, ``steps_per_epoch``), which the
+        terminal progress shows."""
         now = time.time()
         if self._last is not None and now - self._last < self.interval:
             return
         self._last = now
         self.trial.set_user_attr(
-            PROGRESS_ATTR, {"steps": int(steps), "time": now, "peak_bytes": int(peak_bytes)}
+            PROGRESS_ATTR,
+            {
+                "steps": int(steps),
+                "time": now,
+                "peak_bytes": int(peak_bytes),
+                **{k: int(v) for k, v in position.items()},
+            },
         )
 
 

@@ -281,7 +281,11 @@ class TrialRunner:
                 self.steps_run += 1
                 cuda = self.device.type == "cuda"
                 self.progress_report.update(
-                    self.steps_run, torch.cuda.max_memory_reserved(self.device) if cuda else 0
+                    self.steps_run,
+                    torch.cuda.max_memory_reserved(self.device) if cuda else 0,
+                    step=p.step + 1,
+                    total_steps=self.total_steps,
+                    steps_per_epoch=self.batches_per_epoch,
                 )
                 self.loss_sum, self.loss_count = (
                     self.loss_sum + loss * len(examples),
