@@ -5,25 +5,36 @@ With ``final_evaluation:`` and a ``task:``, the task's re-runs train with fresh 
 configuration's first re-run (fixed in advance, not picked by score) is the model evaluated on the test split:
 for classification with a bootstrap interval, the confusion matrix and the most confidently wrong examples.
 The task's simple test evaluation is then skipped, so the test split is still read only once.
+
+The task's step stores its summary (with a confidence interval for a proportion metric such as accuracy) as the
+study attribute ``final_result``, so the report shows the test score and the saved model's folder; a study
+finished before that attribute existed is read from ``best_model/lmtune_result.json`` beside its checkpoints.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lmtune.analysis.evaluate import TestResult, classification_test_result, final_evaluation
-from lmtune.exceptions import ConfigError
+from lmtune.exceptions import ConfigError, LmtuneError
+from lmtune.storage import Storage
 from lmtune.trial import TrialRecord
 
 if TYPE_CHECKING:
     from lmtune.config import StudySpec
     from lmtune.study import Study
 
-__all__ = ["finish_study", "task_test"]
+__all__ = ["RESULT_ATTR", "finish_study", "load_final_result", "proportion_interval", "task_test"]
 
 EVAL_BATCH = 32  # examples per forward pass on the test split
+RESULT_ATTR = "final_result"
+RESULT_FILE = "lmtune_result.json"
+PROPORTION_METRICS = ("accuracy", "exact_match")  # the mean of per-example 0/1 outcomes
+Z_95 = 1.959963984540054
 
 
 def finish_study(spec: StudySpec, study: Study) -> dict[str, Any] | None:
@@ -31,7 +42,11 @@ def finish_study(spec: StudySpec, study: Study) -> dict[str, Any] | None:
     None when there is nothing to do."""
     settings = getattr(spec, "final_evaluation", None)
     if settings is None:
-        return spec.task.finalize(study) if spec.task is not None else None
+        if spec.task is None:
+            return None
+        summary = with_test_interval(spec.task.finalize(study))
+        study.set_attr(RESULT_ATTR, json.loads(json.dumps(summary, default=str)))
+        return summary
     settings = dict(settings)
     test = None
     if spec.task is not None:
@@ -92,3 +107,42 @@ def task_test(task: Any, record: TrialRecord, *, confidence: float = 0.95) -> Te
     texts = [str(row["text"]) for row in task.splits.test]
     result = classification_test_result(gold, probs, texts, task.task_type.label_names, confidence=confidence)
     return replace(result, details={**result.details, "checkpoint_dir": record.checkpoint_dir})
+
+
+def proportion_interval(score: float, n: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson score interval (95% by default) of a proportion ``score`` measured on ``n`` examples."""
+    centre = (score + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(score * (1 - score) / n + z * z / (4 * n * n))
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def with_test_interval(summary: dict[str, Any]) -> dict[str, Any]:
+    """``summary`` with ``test_interval`` (95%) added when its metric is a proportion and the test size is known."""
+    metric = summary.get("metric")
+    score = (summary.get("test") or {}).get(metric)
+    n = (summary.get("split_sizes") or {}).get("test")
+    if metric in PROPORTION_METRICS and isinstance(score, (int, float)) and n:
+        return {**summary, "test_interval": list(proportion_interval(float(score), int(n)))}
+    return summary
+
+
+def load_final_result(study_name: str, storage: Storage) -> dict[str, Any] | None:
+    """The saved best model's summary (test scores, its folder) of ``study_name``, or None when there is none."""
+    from lmtune.study import load_study
+
+    try:
+        stored = storage.get_study(study_name).attrs.get(RESULT_ATTR)
+    except LmtuneError:
+        return None
+    if stored:
+        return dict(stored)
+    if storage.url.startswith("memory") or storage.url.endswith(":memory:"):
+        return None  # no checkpoint folder to look in
+    study = load_study(study_name, storage)
+    try:
+        file = Path(study.checkpoint_root) / "best_model" / RESULT_FILE
+        return with_test_interval(json.loads(file.read_text())) if file.is_file() else None
+    except (OSError, ValueError):
+        return None
+    finally:
+        study.close()

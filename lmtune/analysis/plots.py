@@ -56,6 +56,11 @@ STATE_COLORS = {
 }
 STATIC_FORMATS = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".webp")
 CONTOUR_RESOLUTION = 40  # grid points per axis of the interpolated contour
+SLICE_COLUMNS = 3  # panels per row of the slice plot, so it fits a 1,280 px page
+SLICE_ROW_HEIGHT = 300  # pixels
+BEST_COLOR = "#d62728"
+BEST_MARKER = {"symbol": "star", "size": 14, "color": BEST_COLOR, "line": {"color": "black", "width": 1}}
+TRIAL_COLORSCALE = "Viridis"  # dark to light: early trials stay visible on a white page
 WEBGL_POINTS = 2000  # above this many markers or segments a trace is drawn with WebGL, not SVG
 
 
@@ -72,6 +77,19 @@ def message_figure(title: str, message: str) -> go.Figure:
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return _layout(fig, title)
+
+
+def integer_axis(largest: float) -> dict[str, Any]:
+    """Axis settings with ticks only at whole numbers (trial numbers, steps): a step of 1, 2 or 5 times a power of
+    ten that gives at most 8 ticks up to ``largest``."""
+    steps = (n * 10**k for k in range(15) for n in (1, 2, 5))
+    step = next(s for s in steps if largest / s <= 8)
+    return {"tickmode": "linear", "tick0": 0, "dtick": step, "tickformat": "d"}
+
+
+def _best_number(history: TrialHistory) -> int | None:
+    best = history.best()
+    return None if best is None else best.number
 
 
 # Optimisation history --------------------------------------------------------------------------------------------
@@ -98,9 +116,21 @@ def plot_history(source: Study | TrialHistory) -> go.Figure:
     )
     fig.add_trace(
         go.Scatter(
-            x=numbers, y=best, mode="lines", name="best so far", line={"shape": "hv", "color": "#d62728"}
+            x=numbers, y=best, mode="lines", name="best so far", line={"shape": "hv", "color": BEST_COLOR}
         )
     )
+    top = history.best()
+    if top is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=[top.number],
+                y=[top.value],
+                mode="markers",
+                name=f"best: trial {top.number}",
+                marker=BEST_MARKER,
+            )
+        )
+    fig.update_xaxes(**integer_axis(max(numbers)))
     return _layout(fig, title, xaxis_title="trial", yaxis_title=f"value ({history.direction})")
 
 
@@ -167,7 +197,11 @@ def _parallel_dimension(name: str, dist: Distribution, records: Sequence[TrialRe
         labels = [str(c) for c in dist.choices]
     else:
         positions = [math.log10(v) if _is_log(dist) else float(v) for v in present]
-        low, high = min(positions), max(positions)
+        bounds = positions or [  # no trial used it: the declared range
+            math.log10(b) if _is_log(dist) else float(b)
+            for b in (dist.low, dist.high)  # type: ignore[attr-defined]
+        ]
+        low, high = min(bounds), max(bounds)
         ticks = list(np.linspace(low, high, 5)) if high > low else [low]
         labels = [f"{10**t:.3g}" if _is_log(dist) else f"{t:.3g}" for t in ticks]
     lowest, highest = min([*ticks, *positions]), max([*ticks, *positions])
@@ -180,7 +214,8 @@ def _parallel_dimension(name: str, dist: Distribution, records: Sequence[TrialRe
 
 
 def plot_slice(source: Study | TrialHistory, params: Sequence[str] | None = None) -> go.Figure:
-    """The value against each parameter in turn (one panel per parameter), coloured by trial number."""
+    """The value against each parameter in turn (panels in rows of three), coloured by trial number on a scale
+    where early trials stay visible; the best trial is a star in every panel."""
     history = as_history(source)
     space = analysis_space(history)
     names = _param_names(history, params)
@@ -188,32 +223,62 @@ def plot_slice(source: Study | TrialHistory, params: Sequence[str] | None = None
     title = "Slices"
     if not done or not names:
         return message_figure(title, "no COMPLETE trial yet")
-    fig = make_subplots(rows=1, cols=len(names), shared_yaxes=True, horizontal_spacing=0.03)
-    for col, name in enumerate(names, start=1):
+    columns = min(SLICE_COLUMNS, len(names))
+    rows = -(-len(names) // columns)
+    fig = make_subplots(
+        rows=rows, cols=columns, horizontal_spacing=0.06, vertical_spacing=0.3 / rows, shared_yaxes=True
+    )
+    best = _best_number(history)
+    last = max(r.number for r in done)
+    for i, name in enumerate(names):
+        row, col = divmod(i, columns)
         dist = space[name]
-        rows = [r for r in done if name in r.params]
+        present = [r for r in done if name in r.params]
         fig.add_trace(
             go.Scatter(
-                x=[_axis_position(dist, r.params[name]) for r in rows],
-                y=[r.value for r in rows],
+                x=[_axis_position(dist, r.params[name]) for r in present],
+                y=[r.value for r in present],
                 mode="markers",
                 name=name,
                 showlegend=False,
                 marker={
-                    "color": [r.number for r in rows],
-                    "colorscale": "Blues",
-                    "size": 6,
-                    "showscale": col == len(names),
-                    "colorbar": {"title": "trial"},
+                    "color": [r.number for r in present],
+                    "colorscale": TRIAL_COLORSCALE,
+                    "cmin": 0,
+                    "cmax": max(1, last),
+                    "size": 7,
+                    "showscale": i == 0,
+                    "colorbar": {"title": "trial", **integer_axis(last)},
                 },
-                text=[f"trial {r.number}" for r in rows],
+                text=[f"trial {r.number}" for r in present],
             ),
-            row=1,
-            col=col,
+            row=row + 1,
+            col=col + 1,
         )
-        fig.update_xaxes(title_text=name, row=1, col=col, **_category_axis(dist))
-    fig.update_yaxes(title_text="value", row=1, col=1)
-    return _layout(fig, title, width=max(500, 280 * len(names)))
+        top = next((r for r in present if r.number == best), None)
+        if top is not None:
+            fig.add_trace(
+                go.Scatter(
+                    x=[_axis_position(dist, top.params[name])],
+                    y=[top.value],
+                    mode="markers",
+                    name=f"best: trial {best}",
+                    showlegend=i == 0,
+                    legendgroup="best",
+                    marker=BEST_MARKER,
+                ),
+                row=row + 1,
+                col=col + 1,
+            )
+        fig.update_xaxes(title_text=name, row=row + 1, col=col + 1, **_category_axis(dist))
+        if col == 0:
+            fig.update_yaxes(title_text="value", row=row + 1, col=1)
+    return _layout(
+        fig,
+        title,
+        height=SLICE_ROW_HEIGHT * rows + 80,
+        legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"},
+    )
 
 
 def _unit_coordinate(dist: Distribution, value: Any) -> float:
@@ -246,9 +311,9 @@ def plot_contour(source: Study | TrialHistory, x: str | None = None, y: str | No
     names = _param_names(history, None)
     x = x if x is not None else (names[0] if names else None)
     y = y if y is not None else next((n for n in names if n != x), None)
-    title = f"Contour of {x} and {y}"
     if x is None or y is None:
         return message_figure("Contour", "a contour needs two parameters")
+    title = f"Contour of the value: {x} (horizontal) by {y} (vertical)"
     _param_names(history, [x, y])
     done = [r for r in history.complete() if x in r.params and y in r.params]
     if len({(repr(r.params[x]), repr(r.params[y])) for r in done}) < 3:
@@ -285,9 +350,20 @@ def plot_contour(source: Study | TrialHistory, x: str | None = None, y: str | No
             text=[f"trial {r.number}: {r.value:.4g}" for r in done],
         )
     )
+    best = history.best()
+    if best is not None and x in best.params and y in best.params:
+        fig.add_trace(
+            go.Scatter(
+                x=[_axis_position(dx, best.params[x])],
+                y=[_axis_position(dy, best.params[y])],
+                mode="markers",
+                name=f"best: trial {best.number}",
+                marker=BEST_MARKER,
+            )
+        )
     fig.update_xaxes(title_text=x, **_category_axis(dx))
     fig.update_yaxes(title_text=y, **_category_axis(dy))
-    return _layout(fig, title)
+    return _layout(fig, title, legend={"orientation": "h", "y": -0.2})
 
 
 def plot_importance(result: Importance) -> go.Figure:
@@ -327,6 +403,7 @@ def plot_intermediate(source: Study | TrialHistory) -> go.Figure:
     title = "Intermediate values"
     if not by_state:
         return message_figure(title, "no trial has reported an intermediate value yet")
+    last_step = max(max(r.intermediate) for r in history if r.intermediate)
     fig = go.Figure()
     for state in TrialState:
         if state in by_state:
@@ -343,6 +420,20 @@ def plot_intermediate(source: Study | TrialHistory) -> go.Figure:
                     connectgaps=False,
                 )
             )
+    best = history.best()
+    if best is not None and best.intermediate:
+        steps = sorted(best.intermediate)
+        fig.add_trace(
+            go.Scatter(
+                x=steps,
+                y=[best.intermediate[s] for s in steps],
+                mode="lines+markers",
+                name=f"best: trial {best.number}",
+                line={"color": BEST_COLOR, "width": 3},
+                marker={"size": 6},
+            )
+        )
+    fig.update_xaxes(**integer_axis(last_step))
     return _layout(fig, title, xaxis_title="step", yaxis_title="reported value")
 
 
@@ -395,7 +486,10 @@ def study_figures(source: Study | TrialHistory, importance: Importance | None = 
     """Every plot of a study by name, in reading order; ``importance`` adds its bars and picks the contour's two
     parameters (the two most important)."""
     history = as_history(source)
-    top = importance.ranked()[:2] if importance is not None and len(importance.mean) >= 2 else [None, None]
+    top: list[str | None] = [None, None]
+    if importance is not None and len(importance.mean) >= 2:
+        declared = list(analysis_space(history))
+        top = sorted(importance.ranked()[:2], key=declared.index)  # the first declared one is horizontal
     figures = {
         "history": plot_history(history),
         "intermediate": plot_intermediate(history),

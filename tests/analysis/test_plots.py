@@ -37,8 +37,9 @@ def study() -> lmtune.Study:
 
 def test_history_has_values_and_a_monotone_best_so_far(study: lmtune.Study) -> None:
     fig = plots.plot_history(study)
-    values, best = fig.data
+    values, best, star = fig.data
     complete = study.get_trials([TrialState.COMPLETE])
+    assert list(star.x) == [study.best_trial.number] and star.marker.symbol == "star"
     assert list(values.x) == [r.number for r in complete]
     assert best.name == "best so far"
     assert np.all(np.diff(np.asarray(best.y)) <= 0)
@@ -48,7 +49,7 @@ def test_history_has_values_and_a_monotone_best_so_far(study: lmtune.Study) -> N
 def test_intermediate_values_are_coloured_by_state(study: lmtune.Study) -> None:
     fig = plots.plot_intermediate(study)
     names = {t.name for t in fig.data}
-    assert names == {"complete", "pruned", "failed"}
+    assert names == {"complete", "pruned", "failed", f"best: trial {study.best_trial.number}"}
     pruned = next(t for t in fig.data if t.name == "pruned")
     assert pruned.line.color == plots.STATE_COLORS[TrialState.PRUNED]
     n_pruned = len(study.get_trials([TrialState.PRUNED]))
@@ -65,7 +66,7 @@ def test_parallel_coordinates_marks_inactive_conditional_parameters(study: lmtun
 
 def test_slice_has_one_panel_per_parameter_and_log_axes(study: lmtune.Study) -> None:
     fig = plots.plot_slice(study, ["lr", "optimizer"])
-    assert [t.name for t in fig.data] == ["lr", "optimizer"]
+    assert [t.name for t in fig.data if not t.name.startswith("best")] == ["lr", "optimizer"]
     assert fig.layout.xaxis.type == "log"
     assert list(fig.layout.xaxis2.ticktext) == ["sgd", "adam"]
     with pytest.raises(ConfigError, match="unknown parameter"):
@@ -74,7 +75,8 @@ def test_slice_has_one_panel_per_parameter_and_log_axes(study: lmtune.Study) -> 
 
 def test_contour_interpolates_over_the_two_parameters(study: lmtune.Study) -> None:
     fig = plots.plot_contour(study, "lr", "optimizer")
-    contour, points = fig.data
+    contour, points, best = fig.data
+    assert best.name == f"best: trial {study.best_trial.number}"
     assert np.asarray(contour.z).shape == (plots.CONTOUR_RESOLUTION, plots.CONTOUR_RESOLUTION)
     assert len(points.x) == len(study.get_trials([TrialState.COMPLETE]))
 
@@ -120,3 +122,44 @@ def test_save_figure_static_png_and_svg(study: lmtune.Study, tmp_path: Path) -> 
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     svg = plots.save_figure(fig, tmp_path / "h.svg").read_text()
     assert svg.lstrip().startswith("<svg") and "best so far" in svg
+
+
+def test_trial_and_step_axes_have_whole_number_ticks(study: lmtune.Study) -> None:
+    history, intermediate = plots.plot_history(study), plots.plot_intermediate(study)
+    for axis in (history.layout.xaxis, intermediate.layout.xaxis):
+        assert axis.tickformat == "d" and float(axis.dtick).is_integer() and axis.dtick >= 1
+    assert plots.integer_axis(3)["dtick"] == 1
+    assert plots.integer_axis(300)["dtick"] == 50
+
+
+def test_slice_colours_early_trials_visibly_and_stars_the_best(study: lmtune.Study) -> None:
+    fig = plots.plot_slice(study)
+    colours = fig.data[0].marker.colorscale
+    assert colours[0][1] != "rgb(247,251,255)" and colours[0][1].lower() not in ("#ffffff", "white")
+    stars = [t for t in fig.data if t.name.startswith("best")]
+    assert stars and all(t.y[0] == study.best_value for t in stars)
+
+
+def test_slice_of_many_parameters_fits_a_1280_pixel_page() -> None:
+    space = {f"p{i}": {"type": "float", "low": 0.0, "high": 1.0} for i in range(7)}
+    study = lmtune.create_study(space=space, seed=0)
+    study.optimize(lambda t: sum(t.params.values()), n_trials=8)
+    fig = plots.plot_slice(study)
+    assert fig.layout.width is None  # follows the page width
+    assert max(a.domain[1] for a in (fig.layout.xaxis, fig.layout.xaxis3)) <= 1.0
+    assert fig.layout.xaxis4.domain == fig.layout.xaxis.domain  # the fourth panel starts a new row
+
+
+def test_contour_names_its_axes_as_its_title_does() -> None:
+    space = {
+        "x": {"type": "float", "low": 0.0, "high": 1.0},
+        "y": {"type": "float", "low": 0.0, "high": 10.0},
+    }
+    study = lmtune.create_study(space=space, seed=0)
+    study.optimize(lambda t: 10 * t.params["y"] + t.params["x"], n_trials=20)
+    # y matters most, but the first declared parameter stays horizontal.
+    fig = plots.study_figures(study, marginal_importance(study))["contour"]
+    assert fig.layout.title.text == "Contour of the value: x (horizontal) by y (vertical)"
+    assert (fig.layout.xaxis.title.text, fig.layout.yaxis.title.text) == ("x", "y")
+    z = np.asarray(fig.data[0].z, dtype=float)
+    assert np.nanmean(np.diff(z, axis=0)) > 10 * abs(np.nanmean(np.diff(z, axis=1)))  # rises along y: rows

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
+import json
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -135,9 +138,10 @@ def test_report_loads_nothing_from_outside(report: Path) -> None:
     external = [u for u in checker.urls if not u.startswith("#")]
     assert external == []  # no src=, href= (other than #anchors) or url(...)
     assert "#trials" in checker.urls
-    bundle, *figures = checker.scripts
-    assert bundle.strip() == plotly.offline.get_plotlyjs().strip()  # plotly.js inline, not from a CDN
-    assert len(figures) == 7 and all("http" not in s for s in figures)
+    bundle, figures, loader = checker.scripts
+    # plotly.js inline once (compressed), not from a CDN
+    assert gzip.decompress(base64.b64decode(bundle)).decode() == plotly.offline.get_plotlyjs()
+    assert len(json.loads(figures)) == 7 and "http" not in loader
 
 
 def test_report_of_a_missing_study_is_a_clean_error(study_db: str, tmp_path: Path) -> None:
@@ -155,7 +159,7 @@ def test_time_spent_splits_gpu_and_cpu(study_db: str) -> None:
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Chromium (Debian: apt-get install chromium)")
-def test_report_renders_offline_in_chromium(report: Path, tmp_path: Path) -> None:
+def test_report_renders_offline_in_chromium_within_1280_pixels(report: Path, artifacts: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     outside: list[str] = []
@@ -172,9 +176,91 @@ def test_report_renders_offline_in_chromium(report: Path, tmp_path: Path) -> Non
                 route.abort()  # type: ignore[attr-defined]
 
         page.route("**/*", block)
+        page.set_viewport_size({"width": 1280, "height": 900})
         page.goto(report.as_uri())
         page.wait_for_function("document.querySelectorAll('.plot .main-svg').length >= 7", timeout=30_000)
-        page.screenshot(path=str(tmp_path / "report.png"), full_page=False)
+        page.screenshot(path=str(artifacts / "report-1280.png"), full_page=True)
+        page_width = page.evaluate("document.documentElement.scrollWidth")
+        plot_widths = page.evaluate(
+            "[...document.querySelectorAll('.plot .main-svg')].map(e => e.getBoundingClientRect().right)"
+        )
         browser.close()
     assert outside == []
-    assert (tmp_path / "report.png").stat().st_size > 10_000
+    assert (artifacts / "report-1280.png").stat().st_size > 10_000
+    assert page_width <= 1280 and max(plot_widths) <= 1280
+
+
+def _small_study(url: str, name: str, n_trials: int) -> lmtune.Study:
+    study = lmtune.create_study(
+        space=CONDITIONAL_SPACE, sampler=RandomSampler(seed=0), storage=url, study_name=name
+    )
+    study.optimize(_objective, n_trials=n_trials)
+    return study
+
+
+RESULT = {
+    "study": "saved",
+    "best_trial": 1,
+    "metric": "accuracy",
+    "validation": {"accuracy": 0.95, "loss": 0.2},
+    "test": {"accuracy": 0.932, "loss": 0.25},
+    "output_dir": "checkpoints/saved/best_model",
+    "split_sizes": {"train": 4000, "validation": 452, "test": 500},
+}
+
+
+def _text(html: str) -> str:
+    checker = Checker()
+    checker.feed(html)
+    return " ".join(" ".join(checker.text).split())
+
+
+def test_report_shows_the_saved_models_test_score_from_its_result_file(tmp_path: Path) -> None:
+    from lmtune.analysis.finish import with_test_interval
+    from lmtune.analysis.report import render_report
+
+    url = f"sqlite:///{tmp_path / 'saved.db'}"
+    study = _small_study(url, "saved", 3)
+    folder = study.checkpoint_root / "best_model"
+    folder.mkdir(parents=True)
+    (folder / "lmtune_result.json").write_text(json.dumps(RESULT))  # where `lmtune run` writes it
+    study.close()
+    text = _text(render_report("saved", url))
+    low, high = with_test_interval(RESULT)["test_interval"]
+    assert 0.90 < low < 0.932 < high < 0.96
+    assert f"test score 0.932 [{low:.4g}, {high:.4g}] (95% interval) (accuracy, 500 test examples)" in text
+    assert "saved model checkpoints/saved/best_model" in text
+    assert "not evaluated" not in text
+
+
+def test_report_reads_the_result_stored_with_the_study(tmp_path: Path) -> None:
+    from lmtune.analysis.finish import RESULT_ATTR
+    from lmtune.analysis.report import render_report
+
+    url = f"sqlite:///{tmp_path / 'stored.db'}"
+    study = _small_study(url, "stored", 3)
+    study.set_attr(RESULT_ATTR, {**RESULT, "test_interval": [0.9, 0.95]})
+    study.close()
+    text = _text(render_report("stored", url))
+    assert "test score 0.932 [0.9, 0.95]" in text
+    assert "Test 0.932 [0.9, 0.95]" in text and "test (evaluated once)" in text  # the final section
+
+
+def test_report_says_plainly_when_there_is_no_result_and_too_few_trials(tmp_path: Path) -> None:
+    from lmtune.analysis.report import render_report
+
+    url = f"sqlite:///{tmp_path / 'none.db'}"
+    _small_study(url, "none", 2).close()
+    text = _text(render_report("none", url))
+    assert "test score none: no final result is stored for this study" in text
+    assert "Too few trials for parameter importance: 2 COMPLETE trials for 4 parameters" in text
+    assert "0.000 ± 0.000" not in text
+
+
+def test_report_of_hundreds_of_trials_is_small(tmp_path: Path) -> None:
+    from lmtune.analysis.report import render_report
+
+    url = f"sqlite:///{tmp_path / 'many.db'}"
+    _small_study(url, "many", 300).close()
+    html = render_report("many", url)
+    assert len(html.encode()) < 2_500_000  # plotly.js alone is 4.8 MB uncompressed
