@@ -204,11 +204,10 @@ def run(study_file: Path, storage: str | None, n_trials: int | None, workers: in
     study = _open_study(spec, storage or spec.storage)
     _enqueue_new(study, spec.enqueue)
     total = n_trials or spec.n_trials
+    trackers = _trackers(spec)
     try:
         with _progress(spec, study, total) as progress:
-            _optimize(
-                spec, study, total, workers, [progress, *_trackers(spec)], wait_for_running=total is not None
-            )
+            _optimize(spec, study, total, workers, [progress, *trackers], wait_for_running=total is not None)
     except KeyboardInterrupt:
         done = len(study.get_trials(FINISHED))
         click.echo(
@@ -218,12 +217,17 @@ def run(study_file: Path, storage: str | None, n_trials: int | None, workers: in
     finally:
         study.close()
     _print_best(study)
+    summary = None
     if study.history().best() is not None:
         from lmtune.analysis.finish import finish_study
 
         summary = finish_study(spec, study)
         if summary is not None:
             click.echo(json.dumps(summary, indent=2, default=str))
+    if trackers:
+        from lmtune.integrations.trackers import log_study_result
+
+        log_study_result(trackers, study, summary)
 
 
 @main.command()

@@ -1,10 +1,13 @@
 """MLflow tracker: one run per trial, nested under one parent run per study.
 
 The experiment is named after the study. The parent run (tag ``lmtune.role=study``) records the best value so
-far at each trial number; each trial's run (tag ``mlflow.parentRunId``) holds its parameters, its reported
-values (metric ``intermediate`` by step), its final ``value`` and its state, and ends FINISHED (complete),
-KILLED (pruned) or FAILED. The default store is a local folder (``mlruns`` beside the study file); any
-tracking URI works, e.g. ``sqlite:///mlflow.db`` or an MLflow server.
+far at each trial number (``best_<metric>``) and, after the search, the best configuration (parameters, tag
+``lmtune.best_trial``) and the test scores (``test_<metric>``); it is closed FINISHED after every trial, so a
+stopped study leaves no run RUNNING. Each trial's run (tag ``mlflow.parentRunId``) holds its parameters, its
+evaluations by step under the task's metric names (``accuracy``, ``loss``, ...; ``value`` for an objective),
+its result under the task's metric and its state, and ends FINISHED (complete), KILLED (pruned) or FAILED. The
+default store is a local folder (``mlruns`` beside the study file); any tracking URI works, e.g.
+``sqlite:///mlflow.db`` or an MLflow server.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ import json
 import os
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lmtune.exceptions import MissingDependencyError
+from lmtune.integrations.trackers import metric_name, step_metrics, test_metrics
 from lmtune.trial import TrialRecord, TrialState
 
 if TYPE_CHECKING:
@@ -82,7 +87,7 @@ class MLflowTracker:
     def __call__(self, study: Study, record: TrialRecord) -> None:
         if record.state not in RUN_STATUS:
             return
-        from mlflow.entities import Metric, Param
+        from mlflow.entities import Metric
 
         with self._lock:
             experiment_id, parent = self._parent(study)
@@ -100,19 +105,44 @@ class MLflowTracker:
                 },
             )
             end = _ms(record.finished_at)
+            metric = metric_name(study)
             metrics = [
-                Metric("intermediate", float(v), end, int(s)) for s, v in sorted(record.intermediate.items())
+                Metric(name, value, end, step)
+                for step, values in sorted(step_metrics(record, metric).items())
+                for name, value in values.items()
             ]
-            if record.value is not None:
-                metrics.append(Metric("value", float(record.value), end, record.last_step or 0))
-            params = [
-                Param(k, (v if isinstance(v, str) else json.dumps(v))[:MAX_PARAM_LENGTH])
-                for k, v in record.params.items()
-            ]
-            self.client.log_batch(run.info.run_id, metrics=metrics, params=params)
+            if record.value is not None:  # last, so it is the run's shown value
+                metrics.append(Metric(metric, float(record.value), end, record.last_step or 0))
+            self.client.log_batch(run.info.run_id, metrics=metrics, params=_params(record.params))
             self.client.set_terminated(run.info.run_id, status=RUN_STATUS[record.state], end_time=end)
             best = study.history().best()
             if best is not None and best.value is not None:
                 self.client.log_metric(
-                    parent, "best_value", float(best.value), timestamp=end, step=record.number
+                    parent, f"best_{metric}", float(best.value), timestamp=end, step=record.number
                 )
+            self.client.set_terminated(parent, status="FINISHED", end_time=end)
+
+    def log_study_result(self, study: Study, summary: Mapping[str, Any] | None) -> None:
+        """On the parent run: the best configuration as parameters, its trial number as a tag and the test
+        scores as metrics; the run ends FINISHED."""
+        from mlflow.entities import Metric
+
+        with self._lock:
+            _, parent = self._parent(study)
+            best = study.history().best()
+            now = _ms(None)
+            metrics = [Metric(k, v, now, 0) for k, v in test_metrics(summary).items()]
+            params = _params(best.params) if best is not None else []
+            self.client.log_batch(parent, metrics=metrics, params=params)
+            if best is not None:
+                self.client.set_tag(parent, "lmtune.best_trial", str(best.number))
+            self.client.set_terminated(parent, status="FINISHED", end_time=now)
+
+
+def _params(params: Mapping[str, Any]) -> list[Any]:
+    """MLflow parameters: strings as they are, other values as JSON, cut to MLflow's length limit."""
+    from mlflow.entities import Param
+
+    return [
+        Param(k, (v if isinstance(v, str) else json.dumps(v))[:MAX_PARAM_LENGTH]) for k, v in params.items()
+    ]

@@ -1,20 +1,24 @@
 """TensorBoard tracker: per-trial scalars and the HParams summary, so TensorBoard's HParams tab compares
 trials.
 
-Each finished trial becomes a run folder ``LOGDIR/<study>/trial_<number>`` holding its reported values (tag
-``intermediate``, by step), its final ``value`` and the HParams session start/end records; the study folder
-holds the HParams experiment (the declared space's domains and the metrics). Written with TensorBoard's own
-event writer and protocol buffers: neither TensorFlow nor torch is needed.
+Each finished trial becomes a run folder ``LOGDIR/<study>/trial_<number>`` holding its evaluations by step under
+the task's metric names (``accuracy``, ``loss``, ...; ``value`` for an objective), its result under the task's
+metric and the HParams session start/end records; the study folder holds the HParams experiment (the declared
+space's domains and the metrics). After the search the run ``LOGDIR/<study>/best`` holds the best configuration
+as an HParams session and the test scores (``test_<metric>``). Written with TensorBoard's own event writer and
+protocol buffers: neither TensorFlow nor torch is needed.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lmtune.exceptions import MissingDependencyError
+from lmtune.integrations.trackers import metric_name, step_metrics, test_metrics
 from lmtune.space import CategoricalDistribution, Distribution, SearchSpace
 from lmtune.trial import TrialRecord, TrialState
 
@@ -22,8 +26,6 @@ if TYPE_CHECKING:
     from lmtune.study import Study
 
 __all__ = ["TensorBoardTracker"]
-
-METRICS = ("value", "intermediate")
 
 
 def _imports() -> Any:
@@ -54,10 +56,25 @@ class TensorBoardTracker:
         if not record.state.is_finished():  # paused trials are written when they finish
             return
         root = self.logdir / _safe(study.study_name)
+        metric = metric_name(study)
+        steps = step_metrics(record, metric)
         if study.study_name not in self._experiments and study.space is not None:
-            self._write_experiment(root, study.space)
+            names = list(dict.fromkeys([metric, *(n for values in steps.values() for n in values)]))
+            self._write_experiment(root, study.space, names)
             self._experiments.add(study.study_name)
-        self._write_trial(root / f"trial_{record.number:05d}", record)
+        self._write_trial(root / f"trial_{record.number:05d}", record, metric, steps)
+
+    def log_study_result(self, study: Study, summary: Mapping[str, Any] | None) -> None:
+        """The run ``best``: the best trial's configuration as an HParams session, its result and the test
+        scores as scalars."""
+        best = study.history().best()
+        if best is None:
+            return
+        root = self.logdir / _safe(study.study_name)
+        scalars = {metric_name(study): float(best.value or 0.0), **test_metrics(summary)}
+        self._write_session(
+            root / "best", best.params, best.started_at, best.finished_at, scalars, failed=False
+        )
 
     def _summary_event(self, tag: str, content: bytes, wall_time: float) -> Any:
         event_pb2, summary_pb2, _, metadata, _, _ = _imports()
@@ -69,25 +86,51 @@ class TensorBoardTracker:
         summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, metadata=meta)])
         return event_pb2.Event(wall_time=wall_time, summary=summary)
 
-    def _write_experiment(self, root: Path, space: SearchSpace) -> None:
+    def _write_experiment(self, root: Path, space: SearchSpace, metrics: list[str]) -> None:
         _, _, api_pb2, metadata, plugin_data_pb2, writer_class = _imports()
         infos = [_hparam_info(api_pb2, name, space[name]) for name in space]
         experiment = api_pb2.Experiment(
             hparam_infos=infos,
-            metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=t)) for t in METRICS],
+            metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=t)) for t in metrics],
         )
         data = plugin_data_pb2.HParamsPluginData(version=metadata.PLUGIN_DATA_VERSION, experiment=experiment)
         writer = writer_class(str(root))
         writer.add_event(self._summary_event(metadata.EXPERIMENT_TAG, data.SerializeToString(), time.time()))
         writer.close()
 
-    def _write_trial(self, folder: Path, record: TrialRecord) -> None:
-        event_pb2, summary_pb2, api_pb2, metadata, plugin_data_pb2, writer_class = _imports()
-        start = record.started_at or time.time()
+    def _write_trial(
+        self, folder: Path, record: TrialRecord, metric: str, steps: dict[int, dict[str, float]]
+    ) -> None:
+        event_pb2, summary_pb2, *_ = _imports()
         end = record.finished_at or time.time()
+        events = [
+            _scalar(event_pb2, summary_pb2, name, value, step, end)
+            for step, values in sorted(steps.items())
+            for name, value in values.items()
+        ]
+        if record.value is not None:  # the trial's result, after its evaluations
+            last = max(steps) if steps else 0
+            events.append(_scalar(event_pb2, summary_pb2, metric, record.value, last, end))
+        failed = record.state is TrialState.FAILED
+        self._write_session(folder, record.params, record.started_at, record.finished_at, events, failed)
+
+    def _write_session(
+        self,
+        folder: Path,
+        params: Mapping[str, Any],
+        started: float | None,
+        finished: float | None,
+        scalars: Mapping[str, float] | list[Any],
+        failed: bool,
+    ) -> None:
+        """One HParams session (its parameters, start and end records) with ``scalars``: events, or a mapping of
+        tag to value logged at step 0."""
+        event_pb2, summary_pb2, api_pb2, metadata, plugin_data_pb2, writer_class = _imports()
+        start = started or time.time()
+        end = finished or time.time()
         writer = writer_class(str(folder))
         session = plugin_data_pb2.SessionStartInfo(group_name=folder.name, start_time_secs=start)
-        for name, value in record.params.items():
+        for name, value in params.items():
             _set_value(session.hparams[name], value)
         start_data = plugin_data_pb2.HParamsPluginData(
             version=metadata.PLUGIN_DATA_VERSION, session_start_info=session
@@ -95,16 +138,14 @@ class TensorBoardTracker:
         writer.add_event(
             self._summary_event(metadata.SESSION_START_INFO_TAG, start_data.SerializeToString(), start)
         )
-        steps = sorted(record.intermediate)
-        for step in steps:
-            writer.add_event(
-                _scalar(event_pb2, summary_pb2, "intermediate", record.intermediate[step], step, end)
-            )
-        if record.value is not None:
-            writer.add_event(
-                _scalar(event_pb2, summary_pb2, "value", record.value, steps[-1] if steps else 0, end)
-            )
-        status = api_pb2.STATUS_FAILURE if record.state is TrialState.FAILED else api_pb2.STATUS_SUCCESS
+        events = (
+            [_scalar(event_pb2, summary_pb2, k, v, 0, end) for k, v in scalars.items()]
+            if isinstance(scalars, Mapping)
+            else scalars
+        )
+        for event in events:
+            writer.add_event(event)
+        status = api_pb2.STATUS_FAILURE if failed else api_pb2.STATUS_SUCCESS
         end_data = plugin_data_pb2.HParamsPluginData(
             version=metadata.PLUGIN_DATA_VERSION,
             session_end_info=plugin_data_pb2.SessionEndInfo(status=status, end_time_secs=end),

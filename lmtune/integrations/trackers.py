@@ -4,6 +4,11 @@
 ``trackers: [{tensorboard: {logdir: runs}}, {mlflow: {tracking_uri: "sqlite:///mlflow.db"}}]``. Relative paths
 are resolved against the study file's folder. Each tracker is a study callback ``(study, record)`` run after
 every trial; its library is imported only when it is enabled.
+
+Metrics carry the task's names: a fine-tuning trial's evaluations (``accuracy``, ``loss``, ``train_loss``, ... by
+report step, from its ``eval_history``) and its result under the task's metric; a study with an ``objective:``
+logs ``value``. After the search, :func:`log_study_result` gives each tracker the best configuration and the
+final test scores (``test_accuracy``, ...), logged on the study's own (parent) run.
 """
 
 from __future__ import annotations
@@ -17,7 +22,18 @@ from typing import Any
 
 from lmtune.exceptions import ConfigError
 
-__all__ = ["TRACKERS", "TrackerSpec", "make_trackers", "parse_trackers"]
+__all__ = [
+    "TRACKERS",
+    "TrackerSpec",
+    "log_study_result",
+    "make_trackers",
+    "metric_name",
+    "parse_trackers",
+    "step_metrics",
+    "test_metrics",
+]
+
+STEP_KEYS = ("step", "optimizer_step")  # eval_history fields that are positions, not metrics
 
 
 @dataclass(frozen=True)
@@ -102,3 +118,56 @@ def make_trackers(specs: Sequence[TrackerSpec], base_dir: str | Path = ".") -> l
         cls = _tracker_class(spec.name)
         callbacks.append(cls(**options))
     return callbacks
+
+
+# What trackers log ------------------------------------------------------------------------------------------------
+def metric_name(study: Any) -> str:
+    """The task's metric (e.g. ``accuracy``) from the study's provenance, or ``value`` for an objective."""
+    provenance = study.attrs.get("provenance") or {}
+    return str((provenance.get("task") or {}).get("metric") or "value")
+
+
+def step_metrics(record: Any, metric: str) -> dict[int, dict[str, float]]:
+    """Every evaluation's metrics by report step: the trial's ``eval_history`` when it has one, else its reported
+    values under ``metric``."""
+    history = record.user_attrs.get("eval_history") or []
+    if history:
+        return {
+            int(entry["step"]): {
+                k: float(v)
+                for k, v in entry.items()
+                if k not in STEP_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool)
+            }
+            for entry in history
+            if "step" in entry
+        }
+    return {int(step): {metric: float(value)} for step, value in record.intermediate.items()}
+
+
+def test_metrics(summary: Mapping[str, Any] | None) -> dict[str, float]:
+    """``test_<metric>`` scores (and the interval bounds ``test_<metric>_low``/``_high``) of the end-of-study
+    summary: the task's saved best model, or the final evaluation."""
+    if not summary:
+        return {}
+    test = summary.get("test") or {}
+    out: dict[str, float] = {}
+    if "score" in test and "metric" in test:  # final evaluation: one score with its interval
+        metric = str(test["metric"])
+        out[f"test_{metric}"] = float(test["score"])
+        bounds = (test.get("ci_low"), test.get("ci_high"))
+    else:
+        metric = str(summary.get("metric"))
+        out.update({f"test_{k}": float(v) for k, v in test.items() if isinstance(v, (int, float))})
+        bounds = tuple(summary.get("test_interval") or (None, None))  # type: ignore[assignment]
+    if bounds[0] is not None and bounds[1] is not None:
+        out[f"test_{metric}_low"], out[f"test_{metric}_high"] = float(bounds[0]), float(bounds[1])
+    return out
+
+
+def log_study_result(callbacks: Sequence[Any], study: Any, summary: Mapping[str, Any] | None) -> None:
+    """Give every tracker among ``callbacks`` the end of the study: the best configuration and the test scores
+    of ``summary`` (None when there was no end-of-study step)."""
+    for callback in callbacks:
+        log = getattr(callback, "log_study_result", None)
+        if log is not None:
+            log(study, summary)
