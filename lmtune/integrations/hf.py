@@ -3,8 +3,9 @@
 :class:`LmtuneTrainerCallback` reports the objective of every evaluation to an lmtune trial and ends training
 (``control.should_training_stop``) when the study's scheduler stops the trial.
 
-:func:`tune` follows the contract of ``Trainer.hyperparameter_search``: the user gives a factory that builds a
-``Trainer`` (usually with a ``model_init`` function) for a trial's parameters, a search space, and an objective
+:func:`hyperparameter_search` tunes a ``Trainer`` the user already built with ``model_init``, as
+``trainer.hyperparameter_search(...)`` does, and returns ``BestRun``. :func:`tune` is the same search for a
+factory that builds a ``Trainer`` for a trial's parameters: the user gives the factory, a search space, and an objective
 computed from the evaluation metrics (by default transformers' own: the evaluation loss, or the sum of the
 metrics). Every trial writes into its own folder; only the best trial's model is kept (``save_model``) and the
 others' folders are deleted as the study goes, so a long search does not fill the disk. Between trials the model
@@ -13,6 +14,7 @@ and optimizer are released and the CUDA cache is emptied.
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import math
@@ -29,10 +31,21 @@ from lmtune.space import SearchSpace
 from lmtune.study import Study, create_study
 from lmtune.trial import Trial, TrialState
 
-__all__ = ["BEST_MODEL", "LmtuneTrainerCallback", "free_trainer", "training_arguments", "tune"]
+__all__ = [
+    "BEST_MODEL",
+    "LmtuneTrainerCallback",
+    "free_trainer",
+    "hyperparameter_search",
+    "training_arguments",
+    "tune",
+]
 
 transformers = require("transformers", "nlp")
-from transformers.trainer_utils import BestRun, default_compute_objective  # noqa: E402
+from transformers.trainer_utils import (  # noqa: E402
+    BestRun,
+    default_compute_objective,
+    default_hp_space_optuna,
+)
 
 logger = logging.getLogger("lmtune.integrations.hf")
 
@@ -166,6 +179,110 @@ def tune(
     recorded as the trial's ``model_dir`` user attribute. ``None`` when no trial completed (all pruned or failed):
     pass your own ``study`` to inspect them.
     """
+    return _search(
+        lambda trial, params: trainer_factory(params),
+        space,
+        n_trials,
+        compute_objective=compute_objective,
+        direction=direction,
+        study=study,
+        sampler=sampler,
+        scheduler=scheduler,
+        seed=seed,
+        output_dir=output_dir,
+        step=step,
+        timeout=timeout,
+    )
+
+
+def hyperparameter_search(
+    trainer: Any,
+    hp_space: SearchSpace | Mapping[str, Any] | Callable[[Trial], Mapping[str, Any]] | None = None,
+    n_trials: int = 20,
+    direction: str = "minimize",
+    compute_objective: Callable[[Metrics], float] | None = None,
+    *,
+    study: Study | None = None,
+    sampler: Sampler | None = None,
+    scheduler: Scheduler | None = None,
+    seed: int | None = None,
+    output_dir: str | Path | None = None,
+    step: str = "global_step",
+    timeout: float | None = None,
+) -> BestRun | None:
+    """Tune ``trainer``, a ``Trainer`` built with ``model_init``, as ``trainer.hyperparameter_search`` does.
+
+    Each trial trains a fresh copy of ``trainer`` (the same class, datasets, collator, processing class, metrics
+    and your callbacks) whose ``TrainingArguments`` fields named by the trial's parameters are set, and whose
+    model comes from ``model_init`` (called with the lmtune trial when it takes one argument, as with the Optuna
+    backend: ``trial.params`` and ``trial.suggest_*`` work). ``hp_space`` is a function of the trial returning the
+    parameters (default: transformers' own ``default_hp_space_optuna``), or an lmtune space. ``compute_objective``
+    defaults to transformers' (the evaluation loss, or the sum of the metrics); the study's scheduler can stop a
+    trial at any evaluation. Returns ``BestRun`` (``run_id``: the best trial's number, ``objective``,
+    ``hyperparameters``, ``run_summary``: the study), or None when no trial completed. The other arguments are
+    those of :func:`tune`.
+    """
+    if getattr(trainer, "model_init", None) is None:
+        raise ConfigError(
+            "hyperparameter_search needs a Trainer built with model_init=... (a function returning a fresh "
+            "model), so every trial starts from new weights; pass model_init instead of model"
+        )
+    return _search(
+        functools.partial(_trainer_like, trainer),
+        hp_space if hp_space is not None else default_hp_space_optuna,
+        n_trials,
+        compute_objective=compute_objective,
+        direction=direction,
+        study=study,
+        sampler=sampler,
+        scheduler=scheduler,
+        seed=seed,
+        output_dir=output_dir if output_dir is not None else trainer.args.output_dir,
+        step=step,
+        timeout=timeout,
+    )
+
+
+def _trainer_like(trainer: Any, trial: Trial, params: Mapping[str, Any]) -> Any:
+    """A new Trainer of ``trainer``'s class and parts, with ``params`` in its arguments and ``trial`` given to a
+    one-argument ``model_init``."""
+    from transformers.trainer_utils import number_of_arguments
+
+    init = trainer.model_init
+    user_callbacks = [
+        cb for cb in trainer.callback_handler.callbacks if not type(cb).__module__.startswith("transformers.")
+    ]
+    return type(trainer)(
+        model_init=(lambda: init(trial)) if number_of_arguments(init) == 1 else init,
+        args=training_arguments(trainer.args, params),
+        data_collator=trainer.data_collator,
+        train_dataset=trainer.train_dataset,
+        eval_dataset=trainer.eval_dataset,
+        processing_class=trainer.processing_class,
+        compute_loss_func=trainer.compute_loss_func,
+        compute_metrics=trainer.compute_metrics,
+        callbacks=user_callbacks,
+        optimizer_cls_and_kwargs=trainer.optimizer_cls_and_kwargs,
+        preprocess_logits_for_metrics=trainer.preprocess_logits_for_metrics,
+    )
+
+
+def _search(
+    make_trainer: Callable[[Trial, dict[str, Any]], Any],
+    space: SearchSpace | Mapping[str, Any] | Callable[[Trial], Mapping[str, Any]],
+    n_trials: int,
+    *,
+    compute_objective: Callable[[Metrics], float] | None,
+    direction: str,
+    study: Study | None,
+    sampler: Sampler | None,
+    scheduler: Scheduler | None,
+    seed: int | None,
+    output_dir: str | Path | None,
+    step: str,
+    timeout: float | None,
+) -> BestRun | None:
+    """The search behind :func:`tune` and :func:`hyperparameter_search`: ``make_trainer(trial, params)``."""
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
         raise ConfigError(f"n_trials must be a positive integer, but got {n_trials!r}")
     declared = None if callable(space) and not isinstance(space, SearchSpace) else space
@@ -185,7 +302,7 @@ def tune(
     root = Path(study.checkpoint_root)
 
     def objective(trial: Trial) -> float:
-        trainer = trainer_factory(_params_of(trial, space))
+        trainer = make_trainer(trial, _params_of(trial, space))
         folder = trial.checkpoint_dir
         trainer.args.output_dir = str(folder)
         callback = LmtuneTrainerCallback(trial, compute_objective, step)

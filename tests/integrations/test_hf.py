@@ -233,3 +233,46 @@ def test_gpu_memory_is_released_after_the_search(tmp_path: Path) -> None:
 
     tune(gpu_factory, SPACE, n_trials=2, seed=0, output_dir=tmp_path)
     assert torch.cuda.memory_allocated() <= before + 1024**2  # nothing of the trials stays on the GPU
+
+
+def test_hyperparameter_search_tunes_an_existing_trainer_built_with_model_init(tmp_path: Path) -> None:
+    from lmtune.integrations.hf import hyperparameter_search
+
+    seen: list[float] = []
+
+    def init(trial):  # transformers calls it with None when the Trainer is built
+        dropout = 0.1 if trial is None else trial.params["dropout"]
+        seen.append(dropout)
+        return model_init({"dropout": dropout})
+
+    trainer = Trainer(
+        model_init=init,
+        args=training_arguments(BASE_ARGS, {"output_dir": str(tmp_path)}),
+        train_dataset=TRAIN,
+        eval_dataset=EVAL,
+        compute_metrics=accuracy,
+    )
+
+    def hp_space(trial):
+        return {
+            "learning_rate": trial.suggest_float("learning_rate", 1e-4, 3e-2, log=True),
+            "dropout": trial.suggest_float("dropout", 0.0, 0.3),
+        }
+
+    best = hyperparameter_search(
+        trainer,
+        hp_space=hp_space,
+        n_trials=2,
+        direction="maximize",
+        compute_objective=lambda metrics: metrics["eval_accuracy"],
+        seed=0,
+    )
+    assert best is not None and set(best.hyperparameters) == {"learning_rate", "dropout"}
+    study = best.run_summary
+    assert best.objective == study.best_value and best.run_id == str(study.best_trial.number)
+    assert [r.state for r in study.trials] == [lmtune.TrialState.COMPLETE] * 2
+    assert {r.params["dropout"] for r in study.trials} <= set(seen)  # model_init got each trial
+    assert (Path(study.best_trial.user_attrs["model_dir"]) / "config.json").is_file()
+    assert Path(study.best_trial.user_attrs["model_dir"]).is_relative_to(tmp_path)
+    with pytest.raises(ConfigError, match="model_init"):
+        hyperparameter_search(Trainer(model=model_init(), args=BASE_ARGS, eval_dataset=EVAL), n_trials=1)
