@@ -90,6 +90,12 @@ class OptunaTrial:
         return self._trial.number
 
     @property
+    def study(self) -> Study:
+        """The lmtune study running this trial: ``best_value``, ``best_params``, ``best_trial``, ``trials`` and
+        ``study_name`` read as in Optuna; ``direction`` is the string "minimize" or "maximize"."""
+        return self._trial.study
+
+    @property
     def lmtune_trial(self) -> Trial:
         """The lmtune trial behind this handle."""
         return self._trial

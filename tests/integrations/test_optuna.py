@@ -122,3 +122,18 @@ def test_multi_objective_returns_fail_with_a_clear_reason() -> None:
     optimize(study, lambda trial: (trial.suggest_float("x", 0, 1), 1.0), n_trials=1)
     assert study.trials[0].state is lmtune.TrialState.FAILED
     assert "optimise one value" in study.trials[0].failure_reason
+
+
+def test_trial_study_is_the_lmtune_study() -> None:
+    seen = []
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", -1.0, 1.0)
+        if trial.number > 0:
+            seen.append((trial.study.study_name, trial.study.best_value, len(trial.study.trials)))
+        return x * x
+
+    study = lmtune.create_study(sampler=RandomSampler(seed=0), study_name="with-study")
+    optimize(study, objective, n_trials=3)
+    assert [name for name, _, _ in seen] == ["with-study"] * 2
+    assert seen[-1][1] == min(r.value for r in study.trials[:2]) and seen[-1][2] == 3
