@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 
 demo: install
 	$(BIN)/lmtune run examples/quickstart.yaml --storage sqlite:///demo.db
+	$(BIN)/lmtune report quickstart --storage sqlite:///demo.db -o demo_report.html
 
 test: install
 	$(BIN)/python -m pytest -m "not gpu" tests
@@ -31,4 +32,4 @@ typecheck: install
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) demo.db demo.db-* .pytest_cache
+	rm -rf $(VENV) demo.db demo.db-* demo_checkpoints demo_report.html .pytest_cache

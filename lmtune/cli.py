@@ -401,7 +401,11 @@ def report(study: str, storage: str | None, output: Path, importance_method: str
     """Write one self-contained HTML report of STUDY (opens offline)."""
     from lmtune.analysis.report import build_report
 
-    path = build_report(study, _open_storage(storage), output, importance_method=importance_method)
+    store = _open_storage(storage)
+    path = build_report(study, store, output, importance_method=importance_method)
+    from lmtune.analysis.terminal import study_summary
+
+    click.echo(study_summary(study, store))
     click.echo(f"wrote {path}")
 
 

@@ -127,8 +127,10 @@ def with_test_interval(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_final_result(study_name: str, storage: Storage) -> dict[str, Any] | None:
-    """The saved best model's summary (test scores, its folder) of ``study_name``, or None when there is none."""
-    from lmtune.study import load_study
+    """The saved best model's summary (test scores, its folder) of ``study_name``, or None when there is none.
+    Read without opening the study (which would fail stale trials): the stored attribute, else the result file
+    in ``best_model`` beside the trials' checkpoint folders."""
+    from lmtune.analysis.records import read_history
 
     try:
         stored = storage.get_study(study_name).attrs.get(RESULT_ATTR)
@@ -136,13 +138,12 @@ def load_final_result(study_name: str, storage: Storage) -> dict[str, Any] | Non
         return None
     if stored:
         return dict(stored)
-    if storage.url.startswith("memory") or storage.url.endswith(":memory:"):
-        return None  # no checkpoint folder to look in
-    study = load_study(study_name, storage)
-    try:
-        file = Path(study.checkpoint_root) / "best_model" / RESULT_FILE
-        return with_test_interval(json.loads(file.read_text())) if file.is_file() else None
-    except (OSError, ValueError):
-        return None
-    finally:
-        study.close()
+    folders = [r.checkpoint_dir for r in read_history(study_name, storage) if r.checkpoint_dir]
+    for root in dict.fromkeys(Path(f).parent for f in folders):
+        file = root / "best_model" / RESULT_FILE
+        try:
+            if file.is_file():
+                return with_test_interval(json.loads(file.read_text()))
+        except (OSError, ValueError):
+            continue
+    return None

@@ -17,7 +17,14 @@ from lmtune.storage import Storage, get_storage
 if TYPE_CHECKING:
     from lmtune.study import Study
 
-__all__ = ["analysis_space", "as_history", "read_history"]
+__all__ = ["analysis_space", "as_history", "metric_name", "read_history"]
+
+
+def metric_name(attrs: dict[str, Any]) -> str:
+    """The task's metric (e.g. ``accuracy``) from a study's attributes (its provenance), or ``value`` for a study
+    with an objective."""
+    provenance = attrs.get("provenance") or {}
+    return str((provenance.get("task") or {}).get("metric") or "value")
 
 
 def as_history(source: Study | TrialHistory) -> TrialHistory:

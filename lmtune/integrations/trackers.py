@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lmtune.analysis.records import metric_name as study_metric
 from lmtune.exceptions import ConfigError
 
 __all__ = [
@@ -122,9 +123,8 @@ def make_trackers(specs: Sequence[TrackerSpec], base_dir: str | Path = ".") -> l
 
 # What trackers log ------------------------------------------------------------------------------------------------
 def metric_name(study: Any) -> str:
-    """The task's metric (e.g. ``accuracy``) from the study's provenance, or ``value`` for an objective."""
-    provenance = study.attrs.get("provenance") or {}
-    return str((provenance.get("task") or {}).get("metric") or "value")
+    """The task's metric (e.g. ``accuracy``), or ``value`` for a study with an objective."""
+    return study_metric(study.attrs)
 
 
 def step_metrics(record: Any, metric: str) -> dict[int, dict[str, float]]:

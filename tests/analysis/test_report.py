@@ -194,8 +194,13 @@ def _small_study(url: str, name: str, n_trials: int) -> lmtune.Study:
     study = lmtune.create_study(
         space=CONDITIONAL_SPACE, sampler=RandomSampler(seed=0), storage=url, study_name=name
     )
-    study.optimize(_objective, n_trials=n_trials)
+    study.optimize(_checkpointing_objective, n_trials=n_trials)
     return study
+
+
+def _checkpointing_objective(trial: lmtune.Trial) -> float:
+    trial.checkpoint_dir  # noqa: B018 - creates and records the trial's folder, as the fine-tuning runner does
+    return _objective(trial)
 
 
 RESULT = {
@@ -264,3 +269,23 @@ def test_report_of_hundreds_of_trials_is_small(tmp_path: Path) -> None:
     _small_study(url, "many", 300).close()
     html = render_report("many", url)
     assert len(html.encode()) < 2_500_000  # plotly.js alone is 4.8 MB uncompressed
+
+
+def test_report_command_prints_the_trials_at_a_glance_and_the_result(tmp_path: Path) -> None:
+    from lmtune.analysis.finish import RESULT_ATTR
+
+    url = f"sqlite:///{tmp_path / 'glance.db'}"
+    study = _small_study(url, "glance", 6)
+    study.set_attr(RESULT_ATTR, {**RESULT, "test_interval": [0.91, 0.95]})
+    best = study.best_trial.number
+    study.close()
+    out = CliRunner().invoke(main, ["report", "glance", "--storage", url, "-o", str(tmp_path / "r.html")])
+    assert out.exit_code == 0, out.output
+    lines = [line for line in out.output.splitlines() if " lmtune" not in line]  # log lines aside
+    assert lines[0].split() == ["trial", "value", "reached", "state"]
+    assert any(
+        line.lstrip().startswith(f"{best} ") and line.endswith("<- best") and "█" in line for line in lines
+    )
+    assert f"best: trial {best}, validation value" in out.output
+    assert "test accuracy: 0.932 [0.910, 0.950]; model saved in checkpoints/saved/best_model" in out.output
+    assert lines[-1] == f"wrote {tmp_path / 'r.html'}"
