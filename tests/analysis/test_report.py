@@ -158,8 +158,9 @@ def test_time_spent_splits_gpu_and_cpu(study_db: str) -> None:
     assert spent["total"] > 0 and spent["gpu"] == 0 and spent["cpu"] == pytest.approx(spent["total"])
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Chromium (Debian: apt-get install chromium)")
-def test_report_renders_offline_in_chromium_within_1280_pixels(report: Path, artifacts: Path) -> None:
+def _render_in_chromium(report: Path, screenshot: Path, plots: int) -> tuple[list[str], int, list[float]]:
+    """Open ``report`` at 1,280 px with every non-file request blocked; save a full-page screenshot. Returns the
+    blocked URLs, the page's scroll width and the right edge of every plot."""
     from playwright.sync_api import sync_playwright
 
     outside: list[str] = []
@@ -178,16 +179,43 @@ def test_report_renders_offline_in_chromium_within_1280_pixels(report: Path, art
         page.route("**/*", block)
         page.set_viewport_size({"width": 1280, "height": 900})
         page.goto(report.as_uri())
-        page.wait_for_function("document.querySelectorAll('.plot .main-svg').length >= 7", timeout=30_000)
-        page.screenshot(path=str(artifacts / "report-1280.png"), full_page=True)
-        page_width = page.evaluate("document.documentElement.scrollWidth")
-        plot_widths = page.evaluate(
+        page.wait_for_function(
+            f"document.querySelectorAll('.plot .main-svg').length >= {plots}", timeout=30_000
+        )
+        page.screenshot(path=str(screenshot), full_page=True)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        edges = page.evaluate(
             "[...document.querySelectorAll('.plot .main-svg')].map(e => e.getBoundingClientRect().right)"
         )
         browser.close()
+    return outside, width, edges
+
+
+needs_chromium = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="needs Chromium (Debian: apt-get install chromium)"
+)
+
+
+@needs_chromium
+def test_report_renders_offline_in_chromium_within_1280_pixels(report: Path, artifacts: Path) -> None:
+    outside, width, edges = _render_in_chromium(report, artifacts / "report-1280.png", plots=7)
     assert outside == []
     assert (artifacts / "report-1280.png").stat().st_size > 10_000
-    assert page_width <= 1280 and max(plot_widths) <= 1280
+    assert width <= 1280 and max(edges) <= 1280
+
+
+@needs_chromium
+def test_report_with_a_saved_model_shows_its_test_score_in_chromium(tmp_path: Path, artifacts: Path) -> None:
+    from lmtune.analysis.finish import RESULT_ATTR
+    from lmtune.analysis.report import build_report
+
+    url = f"sqlite:///{tmp_path / 'shown.db'}"
+    study = _small_study(url, "shown", 4)
+    study.set_attr(RESULT_ATTR, {**RESULT, "test_interval": [0.908, 0.951]})
+    study.close()
+    page = build_report("shown", url, tmp_path / "shown.html")
+    outside, width, _ = _render_in_chromium(page, artifacts / "report-saved-model-1280.png", plots=6)
+    assert outside == [] and width <= 1280
 
 
 def _small_study(url: str, name: str, n_trials: int) -> lmtune.Study:

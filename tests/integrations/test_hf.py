@@ -235,7 +235,9 @@ def test_gpu_memory_is_released_after_the_search(tmp_path: Path) -> None:
     assert torch.cuda.memory_allocated() <= before + 1024**2  # nothing of the trials stays on the GPU
 
 
-def test_hyperparameter_search_tunes_an_existing_trainer_built_with_model_init(tmp_path: Path) -> None:
+def test_hyperparameter_search_tunes_an_existing_trainer_built_with_model_init(
+    tmp_path: Path, artifacts: Path
+) -> None:
     from lmtune.integrations.hf import hyperparameter_search
 
     seen: list[float] = []
@@ -274,5 +276,8 @@ def test_hyperparameter_search_tunes_an_existing_trainer_built_with_model_init(t
     assert {r.params["dropout"] for r in study.trials} <= set(seen)  # model_init got each trial
     assert (Path(study.best_trial.user_attrs["model_dir"]) / "config.json").is_file()
     assert Path(study.best_trial.user_attrs["model_dir"]).is_relative_to(tmp_path)
+    (artifacts / "hf-hyperparameter-search.txt").write_text(
+        f"{best!r}\n".replace(repr(study), "<lmtune study>")
+    )
     with pytest.raises(ConfigError, match="model_init"):
         hyperparameter_search(Trainer(model=model_init(), args=BASE_ARGS, eval_dataset=EVAL), n_trials=1)

@@ -47,7 +47,9 @@ def _text_pipeline() -> Pipeline:
     return Pipeline([("vect", TfidfVectorizer()), ("clf", ComplementNB())])
 
 
-def test_the_text_example_runs_with_tuple_choices(sentences: tuple[list[str], np.ndarray]) -> None:
+def test_the_text_example_runs_with_tuple_choices(
+    sentences: tuple[list[str], np.ndarray], artifacts: Path
+) -> None:
     X, y = sentences
     search = LmtuneSearchCV(_text_pipeline(), TEXT_PARAMETERS, n_iter=8, cv=3, random_state=0).fit(X, y)
     reference = RandomizedSearchCV(_text_pipeline(), TEXT_PARAMETERS, n_iter=3, cv=3, random_state=0).fit(
@@ -61,6 +63,22 @@ def test_the_text_example_runs_with_tuple_choices(sentences: tuple[list[str], np
     assert search.best_estimator_.named_steps["vect"].ngram_range == search.best_params_["vect__ngram_range"]
     assert 0.5 < search.best_score_ <= 1.0 and search.refit_time_ > 0
     assert search.predict(X[:5]).shape == (5,)
+    rows = [
+        f"{rank:>2}  {state:<8}  {score:.3f}  {params}"
+        for rank, state, score, params in sorted(
+            zip(
+                search.cv_results_["rank_test_score"],
+                search.cv_results_["state"],
+                search.cv_results_["mean_test_score"],
+                search.cv_results_["params"],
+                strict=True,
+            ),
+            key=lambda row: row[0],
+        )
+    ]
+    (artifacts / "search-cv-text-example.txt").write_text(
+        f"cv_results_ keys: {sorted(search.cv_results_)}\n" + "\n".join(rows) + "\n"
+    )
 
 
 def test_estimators_as_choices(sentences: tuple[list[str], np.ndarray]) -> None:

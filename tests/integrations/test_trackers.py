@@ -106,7 +106,7 @@ def test_tensorboard_scalars_and_hparams(tmp_path: Path) -> None:
     assert [m.name.tag for m in exp.metric_infos] == ["accuracy", "loss"]
 
 
-def test_mlflow_nested_runs(tmp_path: Path) -> None:
+def test_mlflow_nested_runs(tmp_path: Path, artifacts: Path) -> None:
     from mlflow.tracking import MlflowClient
 
     study = _run(make_trackers(parse_trackers([{"mlflow": {"experiment": "exp"}}]), tmp_path))
@@ -135,6 +135,17 @@ def test_mlflow_nested_runs(tmp_path: Path) -> None:
     assert parent.data.metrics["test_accuracy_high"] == pytest.approx(0.94)
     assert parent.data.params == {"lr": json.dumps(study.best_params["lr"]), "act": study.best_params["act"]}
     assert parent.data.tags["lmtune.best_trial"] == str(study.best_trial.number)
+    read_back = {  # what MLflow's own client reads back, kept for a person to look at
+        "parent": {
+            "status": parent.info.status,
+            "params": parent.data.params,
+            "metrics": parent.data.metrics,
+        },
+        "trials": {
+            n: {"status": r.info.status, "metrics": r.data.metrics} for n, r in sorted(trials.items())
+        },
+    }
+    (artifacts / "mlflow-runs.json").write_text(json.dumps(read_back, indent=2))
 
 
 def _wandb_records(path: Path):  # type: ignore[no-untyped-def]
