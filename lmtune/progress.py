@@ -1,10 +1,10 @@
 """What a study shows in the terminal while it runs: live progress, one log format, no foreign progress bars.
 
-On a terminal, a rich display redrawn in place: one row per running trial (its optimizer step out of the total,
-the epoch, the metric at its last evaluation and an ETA from its measured step times) under one study line
-(finished, pruned and failed trials, the best value so far and an ETA from the budget). Elsewhere (a file, a CI
-log, a pipe) the same facts come as plain log lines without control codes: one per finished trial, and one per
-running trial every ``plain_interval`` seconds.
+On a terminal, a rich display redrawn in place: one row per running trial (its optimizer step out of the total, the
+epoch, the metric at its last evaluation and an ETA from its measured step times) under one study line (finished,
+pruned and failed trials, the best value so far and an ETA from the budget). When stdout or stderr is not a
+terminal (a file, a CI log, a pipe) the same facts come as plain log lines without control codes: one per finished
+trial, and one per running trial every ``plain_interval`` seconds.
 
 Running trials are read from storage, so trials of worker processes show too. Step counts come from the
 ``train_progress`` user attribute (:class:`lmtune.executors.packing.ProgressReport`); a trial without it shows
@@ -63,8 +63,9 @@ def console() -> Console:
 
 
 def is_terminal() -> bool:
-    """True when stderr (where progress is drawn) is an interactive terminal."""
-    return sys.stderr.isatty()
+    """True when both stdout and stderr (where progress is drawn) are an interactive terminal: output sent to a
+    file or a pipe (``| tee run.log``) gets plain lines."""
+    return sys.stdout.isatty() and sys.stderr.isatty()
 
 
 def configure_logging(verbose: bool = False) -> None:
@@ -264,7 +265,7 @@ class StudyProgress:
 
     ``total``: the finished trials the study should hold; ``timeout``: its time budget in seconds (from entering
     the context); ``metric``: the name of the value (the task's metric). ``live`` forces the terminal display on
-    or off (default: on when stderr is a terminal).
+    or off (default: on when stdout and stderr are a terminal).
     """
 
     def __init__(

@@ -60,6 +60,7 @@ def test_run_with_trackers_and_final_evaluation(tmp_path: Path) -> None:
     ]  # the search ranks the lucky one first
     assert summary["candidates"][summary["chosen"]]["params"] == {"x": 0.8}  # the mean picks the real best
     assert sorted(p.name for p in (tmp_path / "tensorboard" / "honest").iterdir() if p.is_dir()) == [
+        "best",  # the best configuration and the final evaluation's test score
         "trial_00000",
         "trial_00001",
         "trial_00002",

@@ -196,3 +196,32 @@ def test_live_display_in_a_terminal(tmp_path: Path, artifacts: Path) -> None:
         r"trial \d+: step \d+/30, epoch \d/3, value [\d.]+ at step \d+, ETA 0:00:\d\d", screen
     ), screen
     assert re.search(r"progress-demo: \d/4 finished \(\d pruned\), \d failed, 1 running", screen), screen
+
+
+def test_plain_lines_when_only_stdout_is_redirected(tmp_path: Path) -> None:
+    import pty
+
+    folder = _study_folder(tmp_path)
+    master, slave = pty.openpty()  # stderr on a terminal, stdout to a pipe (as with `| tee run.log`)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lmtune.cli", "run", "study.yaml", "--storage", "sqlite:///t.db"],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env=_env(0.01),
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the terminal closes when the process ends
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    process.wait(timeout=120)
+    os.close(master)
+    terminal = b"".join(chunks).decode(errors="replace")
+    assert process.returncode == 0
+    assert "progress-demo: 4/4 finished" in terminal and not ESCAPE.search(terminal)
