@@ -10,6 +10,7 @@ from lmtune.exceptions import (
     TrialPruned,
 )
 from lmtune.options import StudyOptions
+from lmtune.program.reporting import report
 from lmtune.space import (
     CategoricalDistribution,
     FloatDistribution,
@@ -41,4 +42,5 @@ __all__ = [
     "__version__",
     "create_study",
     "load_study",
+    "report",
 ]

@@ -51,6 +51,9 @@ class StudyFile(BaseModel):
     direction: Literal["minimize", "maximize"] | None = None
     objective: str | None = Field(None, description="module:function taking a trial")
     task: dict[str, Any] | None = Field(None, description="a language-model task, instead of `objective`")
+    program: dict[str, Any] | None = Field(
+        None, description="{command: [...], metric: ...}: run a script per trial, instead of `objective`"
+    )
     space: dict[str, Any] | None = None
     preset: str | None = Field(
         None, description="a named search space; `space:` entries override its parameters"
@@ -228,14 +231,19 @@ def build_spec(data: Mapping[str, Any], path: Path, text: str = "") -> StudySpec
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc)) from None
     base_dir = path.parent.resolve()
-    if (model.objective is None) == (model.task is None):
-        raise ConfigError("give exactly one of `objective: module:function` or `task:`")
+    if [model.objective, model.task, model.program].count(None) != 2:
+        raise ConfigError("give exactly one of `objective: module:function`, `task:` or `program:`")
     task = _load_task(model.task, base_dir) if model.task is not None else None
-    objective = task if task is not None else import_objective(model.objective or "", base_dir)
     direction = (
         model.direction or (getattr(task, "direction", None) if task is not None else None) or "minimize"
     )
     space = _space(model, task)
+    if model.program is not None:
+        from lmtune.program.spec import program_from_config
+
+        objective: Callable[..., Any] = program_from_config(model.program, space, base_dir)
+    else:
+        objective = task if task is not None else import_objective(model.objective or "", base_dir)
     sampler_config = dict(model.sampler or {})
     if sampler_config:
         if "name" not in sampler_config:
