@@ -15,7 +15,7 @@ from lmtune.program import program_objective
 from lmtune.schedulers.base import CONTINUE, Action, Decision, Scheduler
 from lmtune.trial import TrialState
 
-EXAMPLE = REPO_ROOT / "examples" / "sst2-script"
+EXAMPLE = REPO_ROOT / "examples" / "sst2-bow"
 
 
 class StopAtStep(Scheduler):

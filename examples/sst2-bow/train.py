@@ -7,43 +7,16 @@ each epoch ends with one JSON line, which is all a study's `program:` section ne
     {"step": 1, "loss": 0.61, "eval_accuracy": 0.71}
     ...
 
-Data: ../../../shared/data/sst2 from here, or the folder named by LMTUNE_DATA.
+Data: see sst2_bow.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
-import csv
-import gzip
 import json
-import os
-import re
-from pathlib import Path
 
 import numpy as np
-
-DATA = Path(os.environ.get("LMTUNE_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
-
-
-def read_tsv(path: Path, limit: int) -> tuple[list[str], np.ndarray]:
-    with gzip.open(path, "rt", encoding="utf-8") as file:
-        rows = list(csv.DictReader(file, delimiter="\t", quoting=csv.QUOTE_NONE))[:limit]
-    return [row["sentence"] for row in rows], np.array([int(row["label"]) for row in rows])
-
-
-def words(text: str) -> list[str]:
-    return re.findall(r"[a-z']+", text.lower())
-
-
-def bag_of_words(texts: list[str], vocabulary: dict[str, int]) -> np.ndarray:
-    features = np.zeros((len(texts), len(vocabulary)), dtype=np.float32)
-    for row, text in enumerate(texts):
-        for word in words(text):
-            column = vocabulary.get(word)
-            if column is not None:
-                features[row, column] = 1.0
-    return features
+from sst2_bow import load
 
 
 def main() -> None:
@@ -58,11 +31,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    train_texts, train_labels = read_tsv(DATA / "sst2" / "train.tsv.gz", args.train_examples)
-    dev_texts, dev_labels = read_tsv(DATA / "sst2" / "dev.tsv.gz", 10_000)
-    counts = collections.Counter(word for text in train_texts for word in words(text))
-    vocabulary = {word: i for i, (word, _) in enumerate(counts.most_common(args.vocabulary))}
-    x, x_dev = bag_of_words(train_texts, vocabulary), bag_of_words(dev_texts, vocabulary)
+    (x, train_labels), (x_dev, dev_labels) = load(args.train_examples, vocabulary_size=args.vocabulary)
 
     rng = np.random.default_rng(args.seed)
     sizes = [x.shape[1], *([args.hidden] if args.hidden else []), 2]
