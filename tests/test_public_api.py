@@ -31,6 +31,14 @@ PUBLIC = {
         "StorageError",
         "TooManyFailedTrialsError",
         "__version__",
+        "report",
+    ],
+    "lmtune.program": [
+        "ProgramObjective",
+        "ProgramFailed",
+        "program_objective",
+        "program_from_config",
+        "report",
     ],
     "lmtune.samplers": [
         "Sampler",

@@ -1,7 +1,7 @@
 """A Keras Tuner hypermodel of a bag-of-words sentiment classifier, written for Keras Tuner and left as it is.
 
 `build_model(hp)` uses every kind of Keras Tuner hyperparameter: Int, Float on a log scale, Choice, Boolean,
-Fixed and a conditional scope. keras_tune.py tunes it with lmtune; benchmarks/keras_tuner.py with both.
+Fixed and a conditional scope. keras_tune.py tunes it with lmtune; benchmarks/keras_search.py with both.
 """
 
 from __future__ import annotations

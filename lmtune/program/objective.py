@@ -77,6 +77,7 @@ class ProgramObjective:
         trial.set_user_attr("program_logs", str(logs))
         environment = {
             **os.environ,
+            "PYTHONUNBUFFERED": "1",  # a Python script's prints reach the trial as they happen, not at exit
             **self.env,
             REPORT_FILE_ENV: str(logs / "reports.jsonl"),
             TRIAL_NUMBER_ENV: str(trial.number),

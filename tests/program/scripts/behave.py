@@ -53,7 +53,6 @@ for step in range(1, args.steps + 1):
         print(json.dumps({"step": step, "accuracy": value}))
     elif args.mode == "not_a_number":
         print(json.dumps({"step": step, "score": "n/a"}))
-    sys.stdout.flush()
     time.sleep(args.pause)
 if args.mode == "ignore_term":
     time.sleep(600)
