@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, SPACE, behave
+import yaml
+from conftest import REPO_ROOT, SCRIPT_ENV, SCRIPTS, SPACE, behave
 
 import lmtune
-from lmtune.executors import LocalExecutor, RayExecutor, Resources
+from lmtune.executors import RayExecutor, Resources
 from lmtune.executors.gpus import FAKE_GPUS_ENV
 from lmtune.schedulers import MedianStopping
 from lmtune.trial import TrialState
@@ -21,13 +25,35 @@ def gpus_seen(record: lmtune.TrialRecord) -> str | None:
     return json.loads(first.removeprefix("starting "))["cuda"]
 
 
-def test_workers_run_scripts_at_once_each_on_its_own_gpu_slot(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv(FAKE_GPUS_ENV, "2")
-    storage = f"sqlite:///{tmp_path / 'pool.db'}"
-    study = lmtune.create_study(storage=storage, study_name="pool", direction="maximize", space=SPACE, seed=0)
-    objective = behave("--mode", "json", "--steps", "3", "--pause", "0.5")
-    LocalExecutor(workers=2, resources=Resources(gpus_per_trial=1)).optimize(study, objective, n_trials=2)
-    records = lmtune.load_study("pool", storage).trials
+def test_a_study_file_runs_scripts_in_workers_each_on_its_own_gpu_slot(tmp_path: Path) -> None:
+    """`lmtune run` with `workers:` and GPU slots: each trial process loads the program from the file."""
+    study_file = tmp_path / "study.yaml"
+    study_file.write_text(
+        yaml.safe_dump(
+            {
+                "study": "pool",
+                "storage": "sqlite:///pool.db",
+                "direction": "maximize",
+                "program": {
+                    "command": ["python", "behave.py", "--mode", "json", "--pause", "0.5", "--x", "{x}"],
+                    "metric": "score",
+                    "cwd": str(SCRIPTS),
+                    "env": SCRIPT_ENV,
+                },
+                "space": SPACE,
+                "sampler": {"name": "random", "seed": 0},
+                "n_trials": 2,
+                "workers": 2,
+                "resources": {"gpus_per_trial": 1},
+            }
+        )
+    )
+    env = {**os.environ, FAKE_GPUS_ENV: "2", "PYTHONPATH": str(REPO_ROOT)}
+    run = subprocess.run(
+        [sys.executable, "-m", "lmtune.cli", "run", str(study_file)], env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    records = lmtune.load_study("pool", f"sqlite:///{tmp_path / 'pool.db'}").trials
     assert [r.state for r in records] == [TrialState.COMPLETE] * 2, [r.failure_reason for r in records]
     assert sorted(gpus_seen(r) for r in records) == ["0", "1"]  # both ran at once, one GPU each
     for record in records:

@@ -93,3 +93,11 @@ def test_lmtune_validate_reports_a_template_naming_an_unknown_parameter(tmp_path
     assert run.returncode == 2
     assert "{lr}, which is not a parameter of `space:`" in run.stderr
     assert str(path) in run.stderr
+
+
+def test_the_example_study_file_validates() -> None:
+    from lmtune.config import load_study_file
+
+    spec = load_study_file(REPO_ROOT / "examples" / "sst2-bow" / "study.yaml")
+    assert spec.objective.metric == "eval_accuracy" and spec.execution.workers == 2
+    assert spec.objective.command.fields[3] == ("learning_rate",)
