@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, SCRIPT_ENV, SCRIPTS, SPACE, behave, one_trial
+from program_fixtures import REPO_ROOT, SCRIPT_ENV, SCRIPTS, SPACE, behave, one_trial
 
 import lmtune
 from lmtune.program import program_objective

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO_ROOT, SCRIPT_ENV, SCRIPTS, SPACE, behave
+from program_fixtures import REPO_ROOT, SCRIPT_ENV, SCRIPTS, SPACE, behave
 
 import lmtune
 from lmtune.executors import RayExecutor, Resources

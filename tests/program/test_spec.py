@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO_ROOT
+from program_fixtures import REPO_ROOT
 
 from lmtune.config import build_spec
 from lmtune.exceptions import ConfigError

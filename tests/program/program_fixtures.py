@@ -1,4 +1,4 @@
-"""The script the program objective's tests run, and a way to build an objective for it."""
+"""The script the program objective's tests run, and a way to build an objective for it (imported by the tests)."""
 
 from __future__ import annotations
 
