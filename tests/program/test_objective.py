@@ -150,3 +150,17 @@ def test_the_script_sees_its_trial_in_the_environment() -> None:
     record = one_trial(program_objective(["python", "-c", code], "score", SPACE, cwd=SCRIPTS, env=SCRIPT_ENV))
     assert record.state is TrialState.COMPLETE, record.failure_reason
     assert record.intermediate == {10: pytest.approx(record.params["x"])}
+
+
+def test_reserved_fields_give_the_trials_number_and_its_own_checkpoint_folder() -> None:
+    code = (
+        "import json, pathlib, sys; folder = pathlib.Path(sys.argv[1]); "
+        "print(json.dumps(dict(score=float(folder.is_dir()), step=int(sys.argv[2]) + 1, name=folder.name)))"
+    )
+    objective = program_objective(
+        ["python", "-c", code, "{checkpoint_dir}", "{trial_number}"], "score", SPACE, cwd=SCRIPTS
+    )
+    record = one_trial(objective)
+    assert record.state is TrialState.COMPLETE, record.failure_reason
+    assert record.intermediate == {1: 1.0}  # trial 0's folder existed when the script ran
+    assert "trial_00000" in (logs_of(record) / "stdout.log").read_text()
