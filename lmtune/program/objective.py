@@ -53,7 +53,11 @@ class ProgramObjective:
     def program(self) -> str:
         """The script's name in messages: the first argument that is not an option, after an interpreter."""
         arguments = self.command.arguments
-        if Path(arguments[0]).name in PYTHON_NAMES and len(arguments) > 1:
+        if (
+            Path(arguments[0]).name in PYTHON_NAMES
+            and len(arguments) > 1
+            and not arguments[1].startswith("-")
+        ):
             return Path(arguments[1]).name
         return Path(arguments[0]).name
 
