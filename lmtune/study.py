@@ -30,6 +30,7 @@ from lmtune.history import Direction, TrialHistory
 from lmtune.lifecycle import run_trial
 from lmtune.options import StudyOptions
 from lmtune.samplers import Sampler, default_sampler
+from lmtune.samplers._inferred_space import InferredSpaceCache
 from lmtune.schedulers.base import CONTINUE, Decision, NoScheduler, Scheduler
 from lmtune.space import Distribution, SearchSpace
 from lmtune.storage import Storage, get_storage
@@ -143,6 +144,7 @@ class Study:
         # asking storage for one (an enqueue landing in between is claimed by the ask after, as one landing after
         # the claim would be) and gives it to a define-by-run study's sampler instead of reading again.
         self._fresh: TrialHistory | None = None
+        self._inferred_space = InferredSpaceCache()
         self.fail_stale_trials()
 
     # Identity -------------------------------------------------------------------------------------------------
@@ -351,7 +353,7 @@ class Study:
         suggestion over the space seen so far, which ``suggest_*`` calls then take (None for a declared space)."""
         if self.space is None:
             history = fresh if fresh is not None else self.history()
-            inferred = history.inferred_space()
+            inferred = self._inferred_space.space_of(history)
             if len(inferred) == 0:
                 return record, {}
             return record, self.sampler.suggest(inferred, history, record.number)

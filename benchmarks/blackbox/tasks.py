@@ -18,7 +18,9 @@ import numpy as np
 from lmtune.space import SearchSpace
 from lmtune.testing import functions
 
-__all__ = ["TASKS", "Task", "make_task"]
+from . import log_categorical
+
+__all__ = ["LOG_CATEGORICAL", "TASKS", "Task", "make_task"]
 
 BBOB_FUNCTIONS = {"bbob-f1": 1, "bbob-f8": 8, "bbob-f15": 15, "bbob-f21": 21}
 BBOB_DIM = 5
@@ -86,7 +88,12 @@ def _minilm() -> Task:
     )
 
 
-TASKS = ["branin", "hartmann6", "mixed", "conditional", *BBOB_FUNCTIONS, "minilm-sst2"]
+#: Log-scaled floats with categoricals, functions the test suite does not use (see ``log_categorical``).
+LOG_CATEGORICAL = {
+    "finetune8": (log_categorical.FINETUNE8_SPACE, log_categorical.finetune8_value),
+    "lora6": (log_categorical.LORA6_SPACE, log_categorical.lora6_value),
+}
+TASKS = ["branin", "hartmann6", "mixed", "conditional", *BBOB_FUNCTIONS, "minilm-sst2", *LOG_CATEGORICAL]
 
 
 def make_task(name: str, seed: int) -> Task:
@@ -95,4 +102,7 @@ def make_task(name: str, seed: int) -> Task:
         return _bbob(name, seed)
     if name == "minilm-sst2":
         return _minilm()
+    if name in LOG_CATEGORICAL:
+        space, loss = LOG_CATEGORICAL[name]
+        return Task(name, space, 0.0, loss)
     return _synthetic(name)

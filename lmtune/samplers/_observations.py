@@ -96,20 +96,21 @@ class _SpaceRows:
         self.kinds = dimension_kinds(space)
         self.rows = np.zeros((64, len(self.names)))
         self.loss = np.zeros(64)
+        self.kind = np.full(64, _SKIP)
         self.seen: list[TrialRecord | None] = []
-        self.kind: list[int] = []
 
     def _grow(self, number: int) -> None:
-        while number >= len(self.seen):
-            self.seen.append(None)
-            self.kind.append(_SKIP)
+        if number >= len(self.seen):
+            self.seen.extend([None] * (number + 1 - len(self.seen)))
         if number >= len(self.loss):
             size = max(number + 1, 2 * len(self.loss))
             rows = np.zeros((size, len(self.names)))
             rows[: len(self.rows)] = self.rows
             loss = np.zeros(size)
             loss[: len(self.loss)] = self.loss
-            self.rows, self.loss = rows, loss
+            kind = np.full(size, _SKIP)
+            kind[: len(self.kind)] = self.kind
+            self.rows, self.loss, self.kind = rows, loss, kind
 
     def update(self, record: TrialRecord, history: TrialHistory) -> None:
         number = record.number
@@ -168,13 +169,17 @@ class ObservationCache:
         """The encoded trials of ``history`` in ``space``, leaving out trial ``exclude`` (the one being asked)."""
         with self._lock:
             rows = self._rows_of(space)
+            seen = rows.seen
             present = []
             for record in history.records:
-                rows.update(record, history)
-                if record.number != exclude:
-                    present.append(record.number)
+                number = record.number
+                if number >= len(seen) or seen[number] is not record:  # inline: this loop runs per suggestion
+                    rows.update(record, history)
+                present.append(number)
             numbers = np.array(present, dtype=int)
-            kinds = np.array(rows.kind, dtype=int)[numbers] if len(numbers) else np.zeros(0, dtype=int)
+            if exclude is not None:
+                numbers = numbers[numbers != exclude]
+            kinds = rows.kind[numbers]
             done = numbers[kinds == _COMPLETE]
             return Observations(
                 x=rows.rows[done].copy(),
