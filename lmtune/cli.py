@@ -415,12 +415,19 @@ def report(study: str, storage: str | None, output: Path, importance_method: str
 @click.option(
     "--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free one."
 )
+@click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    help="Another name the page may be opened by (repeatable; '*' accepts any). By default only localhost, "
+    "127.0.0.1 and --host are answered, so other sites cannot read the studies through DNS rebinding.",
+)
 @user_errors
-def dashboard(storage: str | None, host: str, port: int) -> None:
+def dashboard(storage: str | None, host: str, port: int, allow_hosts: tuple[str, ...]) -> None:
     """Serve a live, read-only web page over the studies in the storage."""
     from lmtune.dashboard import serve
 
-    serve(_open_storage(storage), host=host, port=port)
+    serve(_open_storage(storage), host=host, port=port, allowed_hosts=allow_hosts)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,9 @@ Endpoints (all GET):
 * ``/api/studies/NAME/plots/KIND`` a plotly figure as JSON (``history``, ``intermediate``, ``parallel``,
   ``slice``, ``contour``, ``timeline``, ``importance``)
 
+Every request must name an allowed host in its ``Host`` header (the bound address, ``localhost``, ``127.0.0.1``,
+``::1`` and any names given with ``allowed_hosts``); others get 403. A web page on another site that re-points its
+own name at this machine (DNS rebinding) sends its own name, so it cannot read the studies.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import json
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,7 +39,7 @@ from lmtune.storage import Storage, get_storage
 from lmtune.storage.base import StudyInfo
 from lmtune.trial import TrialRecord, TrialState
 
-__all__ = ["PLOT_KINDS", "DashboardData", "make_server", "serve"]
+__all__ = ["PLOT_KINDS", "DashboardData", "allowed_host_names", "make_server", "serve"]
 
 logger = logging.getLogger("lmtune.dashboard")
 
@@ -176,9 +179,43 @@ def _draw(history: TrialHistory, kind: str) -> str:
     return draw[kind](history).to_json()
 
 
+LOCAL_HOST_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def allowed_host_names(host: str, extra: Iterable[str] = ()) -> frozenset[str]:
+    """Host names the server answers to: the local names, the bound ``host`` and ``extra`` (``*``: any)."""
+    return frozenset(_host_name(name) for name in (*LOCAL_HOST_NAMES, host, *extra))
+
+
+def _host_name(header: str) -> str:
+    """The name in a ``Host`` header value, without port or IPv6 brackets, lower case."""
+    value = header.strip().lower()
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value
+    if value.count(":") == 1:
+        return value.rsplit(":", 1)[0]
+    return value
+
+
 class _Handler(BaseHTTPRequestHandler):
     data: DashboardData  # set on the subclass made by make_server
+    allowed_hosts: frozenset[str]  # likewise
     server_version = "lmtune-dashboard"
+
+    def _host_allowed(self) -> bool:
+        if "*" in self.allowed_hosts:
+            return True
+        header = self.headers.get("Host")
+        if header is not None and _host_name(header) in self.allowed_hosts:
+            return True
+        self._json(
+            {
+                "error": f"Host header {header!r} is not allowed; to serve this name, start the dashboard with "
+                f"--allow-host NAME (allowed: {', '.join(sorted(self.allowed_hosts))})"
+            },
+            HTTPStatus.FORBIDDEN,
+        )
+        return False
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s " + format, self.address_string(), *args)
@@ -196,6 +233,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, body, "application/json")
 
     def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+        if not self._host_allowed():
+            return
         url = urlsplit(self.path)
         parts = [unquote(p) for p in url.path.split("/") if p]
         query = parse_qs(url.query)
@@ -227,10 +266,15 @@ class _Handler(BaseHTTPRequestHandler):
             raise KeyError(f"no page at /{'/'.join(parts)}")
 
 
-def make_server(storage: str | Storage, host: str = "127.0.0.1", port: int = 8080) -> ThreadingHTTPServer:
-    """A server bound to ``host:port`` (port 0: a free one, see ``server.server_address``); not yet serving."""
+def make_server(
+    storage: str | Storage, host: str = "127.0.0.1", port: int = 8080, allowed_hosts: Iterable[str] = ()
+) -> ThreadingHTTPServer:
+    """A server bound to ``host:port`` (port 0: a free one, see ``server.server_address``); not yet serving.
+
+    It answers only requests whose ``Host`` header names ``host``, a local name or one of ``allowed_hosts``."""
     data = DashboardData(get_storage(storage))
-    handler = type("DashboardHandler", (_Handler,), {"data": data})
+    names = allowed_host_names(host, allowed_hosts)
+    handler = type("DashboardHandler", (_Handler,), {"data": data, "allowed_hosts": names})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     return server
@@ -247,9 +291,11 @@ def _warm_up() -> None:
         logger.debug("warm-up failed", exc_info=True)
 
 
-def serve(storage: str | Storage, host: str = "127.0.0.1", port: int = 8080) -> None:
+def serve(
+    storage: str | Storage, host: str = "127.0.0.1", port: int = 8080, allowed_hosts: Iterable[str] = ()
+) -> None:
     """Serve the dashboard until Ctrl-C."""
-    server = make_server(storage, host, port)
+    server = make_server(storage, host, port, allowed_hosts)
     threading.Thread(target=_warm_up, name="lmtune-dashboard-warm-up", daemon=True).start()
     bound_host, bound_port = server.server_address[:2]
     print(f"lmtune dashboard on http://{bound_host}:{bound_port}/ (Ctrl-C stops it)", flush=True)

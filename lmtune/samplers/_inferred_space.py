@@ -51,14 +51,29 @@ class InferredSpaceCache:
         self._complete = _Intersection()
         self._finished = _Intersection()
         self._last: tuple[_Intersection, tuple[str, ...], SearchSpace] | None = None
+        self._unfinished: set[int] = set()  # numbers seen before they finished
+        self._known = 0  # trials 0 .. known - 1 were all seen
         self._lock = threading.Lock()
+
+    def _unseen_or_unfinished(self, records: tuple[TrialRecord, ...]) -> list[TrialRecord]:
+        """The records that may need folding; with numbers 0..n-1 (the usual case) without a loop over the rest."""
+        n = len(records)
+        if n == 0 or records[-1].number != n - 1:
+            return list(records)
+        known = min(self._known, n)
+        self._known = n
+        return [records[i] for i in sorted(self._unfinished) if i < known] + list(records[known:])
 
     def space_of(self, history: TrialHistory) -> SearchSpace:
         with self._lock:
             folded = self._finished.folded
-            for record in history.records:
-                if record.number in folded or not record.state.is_finished():
+            for record in self._unseen_or_unfinished(history.records):
+                if record.number in folded:
                     continue
+                if not record.state.is_finished():
+                    self._unfinished.add(record.number)
+                    continue
+                self._unfinished.discard(record.number)
                 self._finished.fold(record)
                 if record.state is TrialState.COMPLETE and record.value is not None:
                     self._complete.fold(record)

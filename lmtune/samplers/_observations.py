@@ -8,7 +8,9 @@ function of the records, so it never changes what a sampler suggests.
 
 from __future__ import annotations
 
+import itertools
 import math
+import operator
 import threading
 from dataclasses import dataclass
 
@@ -22,6 +24,7 @@ __all__ = ["DimensionKinds", "ObservationCache", "Observations", "dimension_kind
 
 _SKIP, _COMPLETE, _PENDING, _PRUNED = 0, 1, 2, 3
 _PENDING_STATES = (TrialState.RUNNING, TrialState.PAUSED, TrialState.WAITING)
+_number = operator.attrgetter("number")
 
 
 @dataclass(frozen=True)
@@ -169,14 +172,16 @@ class ObservationCache:
         """The encoded trials of ``history`` in ``space``, leaving out trial ``exclude`` (the one being asked)."""
         with self._lock:
             rows = self._rows_of(space)
-            seen = rows.seen
-            present = []
-            for record in history.records:
-                number = record.number
-                if number >= len(seen) or seen[number] is not record:  # inline: this loop runs per suggestion
-                    rows.update(record, history)
-                present.append(number)
-            numbers = np.array(present, dtype=int)
+            records = history.records
+            numbers = np.fromiter(map(_number, records), dtype=int, count=len(records))
+            if len(records) and numbers[-1] == len(records) - 1:
+                # Trial numbers 0..n-1 (sorted and unique): compare with the cached records at C speed.
+                known = len(rows.seen)
+                changed = [*itertools.compress(records, map(operator.is_not, records, rows.seen)), *records[known:]]
+            else:
+                changed = list(records)
+            for record in changed:
+                rows.update(record, history)
             if exclude is not None:
                 numbers = numbers[numbers != exclude]
             kinds = rows.kind[numbers]

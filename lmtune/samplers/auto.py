@@ -56,11 +56,37 @@ class AutoSampler(IndependentTPE):
         self.grid = GridSampler(seed=self.seed)
         self.gp = GPSampler(seed=self.seed)
         self._announced: dict[str, str] = {}
+        self._last_announced: tuple[SearchSpace, str] | None = None
+        # Decisions that depend on the space alone, by space object (a study passes the same one every trial).
+        self._by_space: dict[tuple[int, bool], tuple[SearchSpace, tuple[Sampler, str] | None]] = {}
         self._lock = threading.Lock()
 
     def choose(self, space: SearchSpace, history: TrialHistory) -> tuple[Sampler, str]:
         """The sampler for the next suggestion in ``space`` and the reason, in words."""
-        declared = history.space is not None and history.space == space
+        declared = history.space is not None and (history.space is space or history.space == space)
+        key = (id(space), declared)
+        with self._lock:
+            known = self._by_space.get(key)
+        if known is None or known[0] is not space:
+            known = (space, self._choose_by_space(space, declared))
+            with self._lock:
+                if len(self._by_space) > 64:
+                    self._by_space.clear()
+                self._by_space[key] = known
+        if known[1] is not None:
+            return known[1]
+        complete = TrialState.COMPLETE
+        finished = sum(1 for r in history.records if r.state is complete)
+        if finished >= self.gp_max_trials:
+            return self.tpe, f"{finished} finished trials >= {self.gp_max_trials}: TPE's cost stays flat"
+        d = len(space)
+        return (
+            self.gp,
+            f"{d} parameters <= {self.gp_max_params} and {finished} finished trials < {self.gp_max_trials}",
+        )
+
+    def _choose_by_space(self, space: SearchSpace, declared: bool) -> tuple[Sampler, str] | None:
+        """The choice where the space and the budget settle it, else None (the history decides)."""
         grid_limit = self.n_trials if self.n_trials is not None else self.grid_max_size
         if declared and len(space) and space.is_small_grid(grid_limit):
             return self.grid, f"the space is a grid of at most {grid_limit} configurations"
@@ -79,18 +105,16 @@ class AutoSampler(IndependentTPE):
             )
         if self.n_trials is not None and self.n_trials > 4 * self.gp_max_trials:
             return self.tpe, f"a long study ({self.n_trials} trials): TPE's cost stays flat"
-        finished = sum(1 for r in history.records if r.state is TrialState.COMPLETE)
-        if finished >= self.gp_max_trials:
-            return self.tpe, f"{finished} finished trials >= {self.gp_max_trials}: TPE's cost stays flat"
-        return (
-            self.gp,
-            f"{d} parameters <= {self.gp_max_params} and {finished} finished trials < {self.gp_max_trials}",
-        )
+        return None
 
     def _announce(self, space: SearchSpace, sampler: Sampler, reason: str) -> None:
-        key = space.to_json()
         name = type(sampler).__name__
+        last = self._last_announced
+        if last is not None and last[0] is space and last[1] == name:
+            return
+        key = space.to_json()
         with self._lock:
+            self._last_announced = (space, name)
             if self._announced.get(key) == name:
                 return
             self._announced[key] = name

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import threading
+from collections import OrderedDict
 from collections.abc import Collection, Mapping
 from dataclasses import replace
 from typing import Any
@@ -16,6 +18,16 @@ from lmtune.storage.base import ACTIVE_OR_DONE, RetryAttrs, Storage, StudyInfo
 from lmtune.trial import TrialRecord, TrialState
 
 __all__ = ["InMemoryStorage"]
+
+_PLAIN = (str, int, bool, type(None))
+
+
+def _stored(value: Any) -> Any:
+    """``value`` as a JSON round trip gives it back (the other backends store JSON); plain scalars skip the trip."""
+    kind = type(value)
+    if kind in _PLAIN or (kind is float and math.isfinite(value)):
+        return value
+    return json.loads(dumps(value))
 
 
 class InMemoryStorage(Storage):
@@ -30,6 +42,9 @@ class InMemoryStorage(Storage):
         self._study_trials: dict[int, list[int]] = {}
         self._trial_study: dict[int, int] = {}
         self._seq: dict[int, int] = {}
+        # Per study, trial ids in the order of their last change, so a read of what changed since a sequence number
+        # costs the changes, not the study's size.
+        self._changed: dict[int, OrderedDict[int, None]] = {}
         self._ids = itertools.count()
         self._trial_ids = itertools.count()
 
@@ -45,6 +60,7 @@ class InMemoryStorage(Storage):
             self._studies[name] = info
             self._study_trials[info.study_id] = []
             self._seq[info.study_id] = 0
+            self._changed[info.study_id] = OrderedDict()
             return info
 
     def get_study(self, name: str) -> StudyInfo:
@@ -61,6 +77,7 @@ class InMemoryStorage(Storage):
     def delete_study(self, name: str) -> None:
         with self._lock:
             info = self.get_study(name)
+            self._changed.pop(info.study_id)
             for trial_id in self._study_trials.pop(info.study_id):
                 del self._trials[trial_id]
                 del self._trial_study[trial_id]
@@ -77,14 +94,17 @@ class InMemoryStorage(Storage):
             raise StudyNotFoundError(f"no study with id {study_id}")
 
     # Trials ---------------------------------------------------------------------------------------------------
-    def _bump(self, study_id: int) -> int:
+    def _bump(self, study_id: int, trial_id: int) -> int:
         self._seq[study_id] += 1
+        changed = self._changed[study_id]
+        changed[trial_id] = None
+        changed.move_to_end(trial_id)
         return self._seq[study_id]
 
     def _update(self, trial_id: int, **changes: Any) -> TrialRecord:
         record = self._trials[trial_id]
         study_id = self._trial_study[trial_id]
-        record = replace(record, seq=self._bump(study_id), **changes)
+        record = replace(record, seq=self._bump(study_id, trial_id), **changes)
         self._trials[trial_id] = record
         return record
 
@@ -108,17 +128,18 @@ class InMemoryStorage(Storage):
                 if taken >= max_trials:
                     return None
             t = now()
+            trial_id = next(self._trial_ids)
             record = TrialRecord(
-                trial_id=next(self._trial_ids),
+                trial_id=trial_id,
                 number=len(ids),
                 state=state,
-                params=json.loads(dumps(dict(params or {}))),
+                params={name: _stored(value) for name, value in (params or {}).items()},
                 distributions=dict(distributions or {}),
                 system_attrs=json.loads(dumps(dict(system_attrs or {}))),
                 worker_id=worker_id,
                 started_at=t if state is TrialState.RUNNING else None,
                 heartbeat_at=t if state is TrialState.RUNNING else None,
-                seq=self._bump(study_id),
+                seq=self._bump(study_id, trial_id),
             )
             self._trials[record.trial_id] = record
             ids.append(record.trial_id)
@@ -149,11 +170,18 @@ class InMemoryStorage(Storage):
         self, study_id: int, states: Collection[TrialState] | None = None, since_seq: int | None = None
     ) -> list[TrialRecord]:
         with self._lock:
-            records = [self._trials[i] for i in self._study_trials[study_id]]
+            if since_seq is None:
+                records = [self._trials[i] for i in self._study_trials[study_id]]
+            else:
+                records = []
+                for trial_id in reversed(self._changed[study_id]):
+                    record = self._trials[trial_id]
+                    if record.seq <= since_seq:
+                        break
+                    records.append(record)
+                records.sort(key=lambda r: r.number)
         if states is not None:
             records = [r for r in records if r.state in states]
-        if since_seq is not None:
-            records = [r for r in records if r.seq > since_seq]
         return records
 
     def set_trial_param(self, trial_id: int, name: str, value: Any, distribution: Distribution) -> None:
@@ -167,7 +195,7 @@ class InMemoryStorage(Storage):
             check_writable(record.number, record.state)
             self._update(
                 trial_id,
-                params={**record.params, **json.loads(dumps(dict(params)))},
+                params={**record.params, **{name: _stored(value) for name, value in params.items()}},
                 distributions={**record.distributions, **distributions},
             )
 

@@ -99,3 +99,56 @@ def test_unknown_things_are_404(served: tuple[str, lmtune.Study]) -> None:
     assert _get(base, "/api/studies/a%2Fb%20c/plots/pie")[0] == 404
     assert _get(base, "/nothing/here")[0] == 404
     assert _get(base, "/api/studies/a%2Fb%20c/trials?since=x")[0] == 400
+
+
+def _get_with_host(base: str, path: str, host: str) -> tuple[int, bytes]:
+    """A GET whose Host header names ``host`` (as a page on a rebound domain would send it)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    address = urlsplit(base)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
+    try:
+        connection.putrequest("GET", path, skip_host=True)
+        connection.putheader("Host", host)
+        connection.endheaders()
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def test_requests_naming_another_host_are_refused(served: tuple[str, lmtune.Study]) -> None:
+    base, _ = served
+    port = base.rsplit(":", 1)[1]
+    for host in ("evil.example", f"evil.example:{port}", "127.0.0.1.evil.example", "localhost.evil.example:80"):
+        status, body = _get_with_host(base, "/api/studies", host)
+        assert status == 403, host
+        assert b"--allow-host" in body and b"a/b c" not in body
+    assert _get_with_host(base, "/", "evil.example")[0] == 403
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", "LOCALHOST", f"[::1]:{port}"):
+        status, body = _get_with_host(base, "/api/studies", host)
+        assert status == 200 and b"a/b c" in body, host
+
+
+def test_allowed_hosts_add_names(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'hosts.db'}"
+    lmtune.create_study(storage=url, study_name="s").close()
+    server = make_server(url, port=0, allowed_hosts=["tuner.lan"])
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    host, port = server.server_address[:2]
+    base = f"http://{host}:{port}"
+    try:
+        assert _get_with_host(base, "/api/studies", f"tuner.lan:{port}")[0] == 200
+        assert _get_with_host(base, "/api/studies", "other.lan")[0] == 403
+    finally:
+        server.shutdown()
+        server.server_close()
+    anyone = make_server(url, port=0, allowed_hosts=["*"])
+    threading.Thread(target=anyone.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    host, port = anyone.server_address[:2]
+    try:
+        assert _get_with_host(f"http://{host}:{port}", "/api/studies", "other.lan")[0] == 200
+    finally:
+        anyone.shutdown()
+        anyone.server_close()
