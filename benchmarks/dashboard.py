@@ -165,10 +165,11 @@ def timed_load(page: Any, action: Any, ready: str) -> float:
 
 
 # Ready means data drawn, not an empty frame: a plot's legend lists its traces only once they are drawn.
+# lmtune draws its two default plots on canvases and marks each with the number of points drawn.
 LMTUNE_READY = (
     "document.querySelectorAll('#trials tbody tr').length > 0 && "
-    "document.querySelectorAll('#plot-history .legend .traces').length > 0 && "
-    "document.querySelectorAll('#plot-intermediate .legend .traces').length > 0"
+    "Number(document.querySelector('#plot-history canvas')?.dataset.drawn) > 0 && "
+    "Number(document.querySelector('#plot-intermediate canvas')?.dataset.drawn) > 0"
 )
 OPTUNA_READY = "document.querySelectorAll('.main-svg .legend .traces').length > 0"
 

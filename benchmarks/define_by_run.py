@@ -114,10 +114,17 @@ def quality(tasks: list[str], seeds: int, budget: int) -> str:
         "| --- | --- | ---: | ---: | ---: |",
     ]
     for name in tasks:
-        best = {m: np.array([min(run(m, make_task(name, s), s, budget)[0]) for s in range(seeds)]) for m in methods}
+        best = {
+            m: np.array([min(run(m, make_task(name, s), s, budget)[0]) for s in range(seeds)])
+            for m in methods
+        }
         reference = best["Optuna TPE (default)"]
         for method in methods:
-            wins = "" if method == "Optuna TPE (default)" else f"{int((best[method] <= reference).sum())} / {seeds}"
+            wins = (
+                ""
+                if method == "Optuna TPE (default)"
+                else f"{int((best[method] <= reference).sum())} / {seeds}"
+            )
             lines.append(
                 f"| {name} | {method} | {np.median(best[method]):.3f} | {best[method].mean():.3f} | {wins} |"
             )
@@ -135,7 +142,9 @@ def machine() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--part", choices=["timing", "quality", "both"], default="both")
     parser.add_argument("--trials", type=int, default=1000, help="trials of the timing run")
     parser.add_argument("--seeds", type=int, default=10, help="seeds of the quality comparison")

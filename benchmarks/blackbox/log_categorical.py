@@ -44,7 +44,9 @@ def finetune8_value(p: Mapping[str, Any]) -> float:
         lr_gap**2
         + 0.3 * (math.log10(p["weight_decay"]) - _BEST_LOG_WD[optimizer]) ** 2
         + eps_term
-        + 0.2 * math.log10(p["max_grad_norm"]) ** 2 * (1.0 + max(lr_gap, 0.0))  # clipping matters more when lr is high
+        + 0.2
+        * math.log10(p["max_grad_norm"]) ** 2
+        * (1.0 + max(lr_gap, 0.0))  # clipping matters more when lr is high
         + 8.0 * (p["warmup_ratio"] - 0.1) ** 2
         + 6.0 * (p["dropout"] - 0.1) ** 2
         + _OPTIMIZER_COST[optimizer]

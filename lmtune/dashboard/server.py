@@ -10,6 +10,10 @@ Endpoints (all GET):
 * ``/`` the page; ``/static/plotly.min.js`` plotly.js from the installed plotly package
 * ``/api/studies`` every study with its trial counts by state and best value
 * ``/api/studies/NAME/trials?since=SEQ`` trials changed after ``SEQ`` and the new ``seq``
+* ``/api/studies/NAME/view?page=P&since=SEQ`` what the study page shows: state counts, the best trial and page
+  ``P`` of the trial table (newest first); only ``{"seq", "unchanged": true}`` while the study is at ``SEQ``
+* ``/api/studies/NAME/series/KIND`` the data of the page's own plots, decimated on the server (``history``,
+  ``intermediate``; see :mod:`lmtune.dashboard.aggregate`)
 * ``/api/studies/NAME/trials/NUMBER`` one trial in full (parameters, curve, attributes, failure reason)
 * ``/api/studies/NAME/plots/KIND`` a plotly figure as JSON (``history``, ``intermediate``, ``parallel``,
   ``slice``, ``contour``, ``timeline``, ``importance``)
@@ -32,6 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from lmtune.dashboard.aggregate import curve_series, history_series, study_view
 from lmtune.exceptions import LmtuneError, StudyNotFoundError
 from lmtune.history import TrialHistory
 from lmtune.space import SearchSpace
@@ -44,6 +49,8 @@ __all__ = ["PLOT_KINDS", "DashboardData", "allowed_host_names", "make_server", "
 logger = logging.getLogger("lmtune.dashboard")
 
 PLOT_KINDS = ("history", "intermediate", "parallel", "slice", "contour", "timeline", "importance")
+SERIES_KINDS = ("history", "intermediate")
+PAGE_ROWS = 100  # rows of the trial table per page
 IMPORTANCE_MAX_TRIALS = 1000  # the dashboard's importance subsamples larger studies to answer quickly
 
 
@@ -54,6 +61,9 @@ class _StudyCache:
     seq: int = -1
     figures: dict[str, tuple[int, str]] = field(default_factory=dict)
     all_trials: tuple[int, str] | None = None
+    history: tuple[int, TrialHistory] | None = None
+    views: dict[int, tuple[int, str]] = field(default_factory=dict)  # page -> (seq, JSON)
+    series: dict[str, tuple[int, str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -97,11 +107,44 @@ class DashboardData:
         return cache
 
     def history(self, name: str) -> TrialHistory:
+        return self._history_at(name)[1]
+
+    def _history_at(self, name: str) -> tuple[int, TrialHistory]:
+        """The study's change counter and its trials at that count (rebuilt only after a change)."""
         cache = self._refresh(name)
-        space = SearchSpace.from_json(cache.info.space) if cache.info.space else None
         with cache.lock:
-            records = tuple(cache.records[n] for n in sorted(cache.records))
-        return TrialHistory(records, cache.info.direction, space)
+            if cache.history is None or cache.history[0] != cache.seq:
+                space = SearchSpace.from_json(cache.info.space) if cache.info.space else None
+                records = tuple(cache.records[n] for n in sorted(cache.records))
+                cache.history = (cache.seq, TrialHistory(records, cache.info.direction, space))
+            return cache.history
+
+    def view(self, name: str, page: int, since: int) -> str:
+        """JSON of the study page's data (see :func:`~lmtune.dashboard.aggregate.study_view`), kept per change."""
+        seq, history = self._history_at(name)
+        cache = self._cache(name)
+        if since == seq:
+            return json.dumps({"seq": seq, "unchanged": True})
+        known = cache.views.get(page)
+        if known is not None and known[0] == seq:
+            return known[1]
+        text = json.dumps({"study": name, "seq": seq, **study_view(history, page, PAGE_ROWS)})
+        cache.views[page] = (seq, text)
+        return text
+
+    def series(self, name: str, kind: str) -> str:
+        """JSON of a plot the page draws itself, decimated (see :mod:`lmtune.dashboard.aggregate`)."""
+        if kind not in SERIES_KINDS:
+            raise KeyError(f"unknown series {kind!r}; choose one of {list(SERIES_KINDS)}")
+        seq, history = self._history_at(name)
+        cache = self._cache(name)
+        known = cache.series.get(kind)
+        if known is not None and known[0] == seq:
+            return known[1]
+        data = history_series(history) if kind == "history" else curve_series(history)
+        text = json.dumps({"seq": seq, "direction": history.direction, **data})
+        cache.series[kind] = (seq, text)
+        return text
 
     def studies(self) -> list[dict[str, Any]]:
         out = []
@@ -262,6 +305,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(self.data.trial(parts[2], int(parts[4])))
         elif len(parts) == 5 and parts[:2] == ["api", "studies"] and parts[3] == "plots":
             self._json(self.data.figure(parts[2], parts[4]))
+        elif len(parts) == 4 and parts[:2] == ["api", "studies"] and parts[3] == "view":
+            page, since = int(query.get("page", ["0"])[0]), int(query.get("since", ["-1"])[0])
+            self._json(self.data.view(parts[2], page, since))
+        elif len(parts) == 5 and parts[:2] == ["api", "studies"] and parts[3] == "series":
+            self._json(self.data.series(parts[2], parts[4]))
         else:
             raise KeyError(f"no page at /{'/'.join(parts)}")
 

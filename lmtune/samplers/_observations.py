@@ -177,7 +177,10 @@ class ObservationCache:
             if len(records) and numbers[-1] == len(records) - 1:
                 # Trial numbers 0..n-1 (sorted and unique): compare with the cached records at C speed.
                 known = len(rows.seen)
-                changed = [*itertools.compress(records, map(operator.is_not, records, rows.seen)), *records[known:]]
+                changed = [
+                    *itertools.compress(records, map(operator.is_not, records, rows.seen)),
+                    *records[known:],
+                ]
             else:
                 changed = list(records)
             for record in changed:

@@ -121,7 +121,11 @@ class ParzenEstimator:
 
     def log_pdf(self, points: np.ndarray) -> np.ndarray:
         """Log density of the mixture at each point (n,)."""
-        total = self._continuous_log_pdf(points) if len(self._continuous) else np.zeros((len(points), len(self.centres)))
+        total = (
+            self._continuous_log_pdf(points)
+            if len(self._continuous)
+            else np.zeros((len(points), len(self.centres)))
+        )
         for j in np.flatnonzero(self.kinds.bins > 0):
             active = ~np.isnan(points[:, j])
             if active.all():

@@ -57,7 +57,7 @@ def test_binds_localhost_and_serves_the_page_and_plotly(served: tuple[str, lmtun
     assert base.startswith("http://127.0.0.1:")
     status, page = _get(base, "/")
     assert status == 200 and "<title>lmtune dashboard</title>" in page  # type: ignore[operator]
-    assert 'src="/static/plotly.min.js"' in page  # type: ignore[operator]
+    assert '"/static/plotly.min.js"' in page  # type: ignore[operator]
     status, js = _get(base, "/static/plotly.min.js")
     assert status == 200 and "plotly" in js[:2000].lower()  # type: ignore[index]
 
@@ -121,7 +121,12 @@ def _get_with_host(base: str, path: str, host: str) -> tuple[int, bytes]:
 def test_requests_naming_another_host_are_refused(served: tuple[str, lmtune.Study]) -> None:
     base, _ = served
     port = base.rsplit(":", 1)[1]
-    for host in ("evil.example", f"evil.example:{port}", "127.0.0.1.evil.example", "localhost.evil.example:80"):
+    for host in (
+        "evil.example",
+        f"evil.example:{port}",
+        "127.0.0.1.evil.example",
+        "localhost.evil.example:80",
+    ):
         status, body = _get_with_host(base, "/api/studies", host)
         assert status == 403, host
         assert b"--allow-host" in body and b"a/b c" not in body
@@ -152,3 +157,22 @@ def test_allowed_hosts_add_names(tmp_path: Path) -> None:
     finally:
         anyone.shutdown()
         anyone.server_close()
+
+
+def test_view_and_series_send_what_the_page_draws(served: tuple[str, lmtune.Study]) -> None:
+    base, study = served
+    quoted = "/api/studies/a%2Fb%20c"
+    status, view = _get(base, quoted + "/view?page=0&since=-1")
+    assert status == 200
+    assert [r["number"] for r in view["rows"]] == [4, 3, 2, 1, 0]  # type: ignore[index]
+    assert view["states"] == {"COMPLETE": 4, "FAILED": 1} and view["columns"] == ["x"]  # type: ignore[index]
+    _, same = _get(base, f"{quoted}/view?page=0&since={view['seq']}")  # type: ignore[index]
+    assert same == {"seq": view["seq"], "unchanged": True}  # type: ignore[index]
+    study.optimize(_objective, n_trials=1)
+    _, changed = _get(base, f"{quoted}/view?page=0&since={view['seq']}")  # type: ignore[index]
+    assert changed["rows"][0]["number"] == 5 and changed["seq"] > view["seq"]  # type: ignore[index]
+    _, history = _get(base, quoted + "/series/history")
+    assert history["n"] == 5 and sorted(history["points"]["x"]) == [0, 1, 3, 4, 5]  # type: ignore[index]
+    _, curves = _get(base, quoted + "/series/intermediate")
+    assert curves["n"] == 6 and {t["state"] for t in curves["traces"]} == {"COMPLETE", "FAILED"}  # type: ignore[index]
+    assert _get(base, quoted + "/series/pie")[0] == 404

@@ -89,8 +89,14 @@ def test_dashboard_shows_new_trials_of_a_running_study(tmp_path: Path) -> None:
             expect(page.locator(f'#trials tbody tr[data-number="{first_seen + 2}"]')).to_be_visible(
                 timeout=20_000
             )
-            expect(page.locator("#plot-history .main-svg").first).to_be_visible(timeout=15_000)
-            expect(page.locator("#plot-intermediate .main-svg").first).to_be_visible(timeout=15_000)
+            # The two default plots are drawn on canvases by the page, from the server's decimated series.
+            expect(page.locator("#plot-history canvas[data-drawn]")).to_be_visible(timeout=15_000)
+            expect(page.locator("#plot-intermediate canvas[data-drawn]")).to_be_visible(timeout=15_000)
+            assert int(page.locator("#plot-history canvas").get_attribute("data-drawn")) > 0
+            expect(page.locator("#plot-intermediate .legend")).to_contain_text("complete")
+            assert page.evaluate("typeof Plotly") == "undefined"  # not loaded until a plot needs it
+            page.locator('button[data-plot="parallel"]').click()
+            expect(page.locator("#plot-parallel .main-svg").first).to_be_visible(timeout=20_000)
             page.screenshot(path=str(tmp_path / "study.png"), full_page=True)
 
             page.locator('#trials tbody tr[data-number="1"]').click()
