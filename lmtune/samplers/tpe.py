@@ -33,8 +33,12 @@ _RECENT_FULL_WEIGHT = 25  # the most recent trials keep full weight; older ones 
 
 
 def default_startup_trials(n_dims: int) -> int:
-    """Random start-up trials before modelling: ``max(10, 2 * d + 2)`` for ``d`` parameters."""
-    return max(10, 2 * n_dims + 2)
+    """Start-up trials before modelling: ``max(10, d + 4)`` for ``d`` parameters.
+
+    ``2 d + 2`` (18 for 8 parameters) spent too much of a short study on the Sobol start: on the 8-parameter
+    ``finetune8`` benchmark the median best after 60 trials over 30 seeds was 0.48 with it, 0.34 with ``d + 4``
+    (Optuna's TPE, 10 start-up trials: 0.45)."""
+    return max(10, n_dims + 4)
 
 
 def _recency_weights(n: int) -> np.ndarray:
