@@ -45,15 +45,6 @@ class ParzenEstimator:
         self._unknown = [nan[:, j] if nan[:, j].any() else None for j in range(d)]
         self._centre_bins = np.floor(np.where(nan, 0.0, centres) * np.maximum(bins, 1.0)).astype(int)
         self._tables: dict[int, np.ndarray] = {}
-        # Continuous dimensions are evaluated together; an unknown centre is uniform there (log density 0).
-        self._continuous = np.flatnonzero(~discrete)
-        cont = self._continuous
-        self._cont_mu = mu[:, cont]
-        self._cont_known = ~nan[:, cont]
-        self._cont_offset = np.where(
-            self._cont_known, -(_LOG_SQRT_2PI + np.log(sigma[cont]))[None, :] - self._log_mass[:, cont], 0.0
-        )
-        self._cont_scale = np.where(self._cont_known, 1.0 / sigma[cont][None, :], 0.0)
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` points drawn from the mixture; discrete coordinates are bin centres."""
@@ -107,26 +98,10 @@ class ParzenEstimator:
             self._tables[j] = table
         return table
 
-    def _continuous_log_pdf(self, points: np.ndarray) -> np.ndarray:
-        """Summed log density of each kernel over the continuous dimensions at ``points`` (n, d): (n, k).
-
-        One (n, k, c) computation instead of a loop over dimensions; an inactive coordinate (NaN) contributes 0."""
-        u = points[:, self._continuous]
-        active = ~np.isnan(u)
-        z = (np.where(active, u, 0.5)[:, None, :] - self._cont_mu[None, :, :]) * self._cont_scale[None, :, :]
-        value = -0.5 * z * z + self._cont_offset[None, :, :]
-        if not active.all():
-            value = value * active[:, None, :]
-        return value.sum(axis=2)
-
     def log_pdf(self, points: np.ndarray) -> np.ndarray:
         """Log density of the mixture at each point (n,)."""
-        total = (
-            self._continuous_log_pdf(points)
-            if len(self._continuous)
-            else np.zeros((len(points), len(self.centres)))
-        )
-        for j in np.flatnonzero(self.kinds.bins > 0):
+        total = np.zeros((len(points), len(self.centres)))
+        for j in range(points.shape[1]):
             active = ~np.isnan(points[:, j])
             if active.all():
                 total += self._dimension_log_pdf(points[:, j], j)
