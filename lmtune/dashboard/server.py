@@ -328,9 +328,11 @@ def make_server(
     return server
 
 
-def _warm_up() -> None:
-    """Import plotting and read plotly.js in the background, so the first page view does not wait for them."""
+def _warm_up(data: DashboardData) -> None:
+    """Read every study's trials, then import plotting and read plotly.js, in the background, so the first page
+    view does not wait for them."""
     try:
+        data.studies()
         from lmtune.analysis import plots  # noqa: F401
         from lmtune.dashboard.page import plotly_js
 
@@ -344,7 +346,8 @@ def serve(
 ) -> None:
     """Serve the dashboard until Ctrl-C."""
     server = make_server(storage, host, port, allowed_hosts)
-    threading.Thread(target=_warm_up, name="lmtune-dashboard-warm-up", daemon=True).start()
+    data = server.RequestHandlerClass.data  # type: ignore[attr-defined]
+    threading.Thread(target=_warm_up, args=(data,), name="lmtune-dashboard-warm-up", daemon=True).start()
     bound_host, bound_port = server.server_address[:2]
     print(f"lmtune dashboard on http://{bound_host}:{bound_port}/ (Ctrl-C stops it)", flush=True)
     try:
