@@ -39,7 +39,8 @@ SETUP = """Setup. Tasks: Branin, Hartmann-6, `mixed` (log float, int, stepped fl
 (sgd/adam branches) from `lmtune.testing.functions`; BBOB f1 (sphere), f8 (Rosenbrock), f15 (Rastrigin), f21
 (Gallagher 101 peaks) in 5-D from `coco-experiment` with instance = seed + 1; `minilm-sst2`: the recorded MiniLM
 fine-tuning runs at full fidelity (loss = 1 - validation accuracy after 5 epochs of the nearest recorded
-configuration; optimum = the best recorded, 0.903). {seeds} seeds, budgets {budgets} (a budget is a prefix of the
+configuration; optimum = the best recorded, 0.903); `finetune8` and `lora6` (log-scaled floats with categoricals,
+`benchmarks/blackbox/log_categorical.py`, optimum 0). {seeds} seeds, budgets {budgets} (a budget is a prefix of the
 longest run: no sampler here plans for its budget on these spaces). Optuna's GPSampler costs about a second or more
 per suggestion here, so it runs {slow_seeds} seeds at budget {slow_budget} (cached in
 `benchmarks/results/blackbox_peers.jsonl` with the other peers). Columns: log-regret area = mean over evaluations
