@@ -37,14 +37,28 @@ class ParzenEstimator:
         sigma[discrete] = np.maximum(sigma[discrete], 0.5 / bins[discrete])
         self.sigma = sigma
         self.eps = np.minimum(1.0, 2.0 * sigma)  # categorical smoothing, shrinking like the bandwidth
-        mu = np.where(np.isnan(centres), 0.5, centres)
+        nan = np.isnan(centres)
+        mu = np.where(nan, 0.5, centres)
         self._lo = ndtr(-mu / sigma)
         self._hi = ndtr((1.0 - mu) / sigma)
         self._log_mass = np.log(np.maximum(self._hi - self._lo, 1e-300))
-        nan = np.isnan(centres)
-        self._unknown = [nan[:, j] if nan[:, j].any() else None for j in range(d)]
+        some_unknown = nan.any(axis=0)
+        self._unknown = [nan[:, j] if some_unknown[j] else None for j in range(d)]
         self._centre_bins = np.floor(np.where(nan, 0.0, centres) * np.maximum(bins, 1.0)).astype(int)
         self._tables: dict[int, np.ndarray] = {}
+        # Continuous dimensions at once: with a per-dimension bandwidth, the summed log kernel is quadratic in the
+        # point, so three small matrix products give it for every (point, kernel) pair. A dimension where the
+        # kernel's centre is unknown (uniform, log density 0) is masked out.
+        self._continuous = np.flatnonzero(~discrete)
+        cont = self._continuous
+        known = (~nan[:, cont]).astype(float)
+        m = np.where(nan[:, cont], 0.0, centres[:, cont])
+        inv_var = 1.0 / sigma[cont] ** 2
+        constant = -(_LOG_SQRT_2PI + np.log(sigma[cont]))[None, :] - self._log_mass[:, cont]
+        self._cont_known_t = known.T
+        self._cont_centre_t = (known * m * inv_var).T
+        self._cont_rest_t = (known * (constant - 0.5 * m * m * inv_var)).T
+        self._cont_inv_var = inv_var
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` points drawn from the mixture; discrete coordinates are bin centres."""
@@ -98,10 +112,22 @@ class ParzenEstimator:
             self._tables[j] = table
         return table
 
+    def _continuous_log_pdf(self, points: np.ndarray) -> np.ndarray:
+        """Summed log density of each kernel over the continuous dimensions at ``points``: (n, k); an inactive
+        coordinate (NaN) contributes nothing."""
+        u = points[:, self._continuous]
+        active = ~np.isnan(u)
+        u = np.where(active, u, 0.0)
+        return (
+            (-0.5 * u * u * self._cont_inv_var) @ self._cont_known_t
+            + u @ self._cont_centre_t
+            + active.astype(float) @ self._cont_rest_t
+        )
+
     def log_pdf(self, points: np.ndarray) -> np.ndarray:
         """Log density of the mixture at each point (n,)."""
-        total = np.zeros((len(points), len(self.centres)))
-        for j in range(points.shape[1]):
+        total = self._continuous_log_pdf(points)
+        for j in np.flatnonzero(self.kinds.bins > 0):
             active = ~np.isnan(points[:, j])
             if active.all():
                 total += self._dimension_log_pdf(points[:, j], j)

@@ -22,6 +22,14 @@ __all__ = ["InMemoryStorage"]
 _PLAIN = (str, int, bool, type(None))
 
 
+def _changed(record: TrialRecord, **changes: Any) -> TrialRecord:
+    """``dataclasses.replace`` without re-running the frozen ``__init__`` (this runs for every write)."""
+    new = object.__new__(TrialRecord)
+    new.__dict__.update(record.__dict__)
+    new.__dict__.update(changes)
+    return new
+
+
 def _stored(value: Any) -> Any:
     """``value`` as a JSON round trip gives it back (the other backends store JSON); plain scalars skip the trip."""
     kind = type(value)
@@ -102,9 +110,9 @@ class InMemoryStorage(Storage):
         return self._seq[study_id]
 
     def _update(self, trial_id: int, **changes: Any) -> TrialRecord:
-        record = self._trials[trial_id]
-        study_id = self._trial_study[trial_id]
-        record = replace(record, seq=self._bump(study_id, trial_id), **changes)
+        record = _changed(
+            self._trials[trial_id], seq=self._bump(self._trial_study[trial_id], trial_id), **changes
+        )
         self._trials[trial_id] = record
         return record
 
@@ -244,7 +252,7 @@ class InMemoryStorage(Storage):
             t = now()
             for trial_id in trial_ids:
                 if self._trials[trial_id].state is TrialState.RUNNING:
-                    self._trials[trial_id] = replace(self._trials[trial_id], heartbeat_at=t)
+                    self._trials[trial_id] = _changed(self._trials[trial_id], heartbeat_at=t)
 
     def fail_stale_trials(self, study_id: int, grace_seconds: float) -> list[TrialRecord]:
         with self._lock:
