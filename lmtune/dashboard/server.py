@@ -329,10 +329,13 @@ def make_server(
 
 
 def _warm_up(data: DashboardData) -> None:
-    """Read every study's trials, then import plotting and read plotly.js, in the background, so the first page
-    view does not wait for them."""
+    """Read every study's trials and prepare what its page shows first, then import plotting and read plotly.js,
+    in the background, so the first page view does not wait for them."""
     try:
-        data.studies()
+        for study in data.studies():
+            data.view(study["name"], 0, -1)
+            for kind in SERIES_KINDS:
+                data.series(study["name"], kind)
         from lmtune.analysis import plots  # noqa: F401
         from lmtune.dashboard.page import plotly_js
 
