@@ -18,11 +18,11 @@ import numpy as np
 from lmtune.history import TrialHistory
 from lmtune.trial import TrialRecord, TrialState
 
-__all__ = ["curve_series", "history_series", "study_view"]
+__all__ = ["curve_series", "history_series", "study_view", "trial_row"]
 
 
-def _row(record: TrialRecord) -> dict[str, Any]:
-    """The fields of one row of the trial table."""
+def trial_row(record: TrialRecord) -> dict[str, Any]:
+    """The fields of one row of the trial table (the curve and attributes come with the trial's own endpoint)."""
     return {
         "number": record.number,
         "state": record.state.value,
@@ -41,7 +41,7 @@ def study_view(history: TrialHistory, page: int, page_rows: int) -> dict[str, An
     pages = max(1, math.ceil(len(records) / page_rows))
     page = min(max(page, 0), pages - 1)
     end = len(records) - page * page_rows
-    rows = [_row(r) for r in reversed(records[max(0, end - page_rows) : end])]
+    rows = [trial_row(r) for r in reversed(records[max(0, end - page_rows) : end])]
     counts = Counter(r.state.value for r in records)
     best = history.best()
     names: list[str] = list(history.space) if history.space is not None else []

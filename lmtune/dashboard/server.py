@@ -36,7 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from lmtune.dashboard.aggregate import curve_series, history_series, study_view
+from lmtune.dashboard.aggregate import curve_series, history_series, study_view, trial_row
 from lmtune.exceptions import LmtuneError, StudyNotFoundError
 from lmtune.history import TrialHistory
 from lmtune.space import SearchSpace
@@ -68,18 +68,8 @@ class _StudyCache:
 
 
 def _summary(record: TrialRecord) -> dict[str, Any]:
-    """The fields the trial table needs (the curve and attributes come with the trial's own endpoint)."""
-    return {
-        "number": record.number,
-        "state": record.state.value,
-        "value": record.value,
-        "params": dict(record.params),
-        "worker_id": record.worker_id,
-        "started_at": record.started_at,
-        "finished_at": record.finished_at,
-        "last_step": record.last_step,
-        "seq": record.seq,
-    }
+    """A row of the trial table with the change counter of its last write (for ``trials?since=``)."""
+    return {**trial_row(record), "seq": record.seq}
 
 
 class DashboardData:
