@@ -10,7 +10,8 @@ trials. For each dashboard the script starts its server, then times in Chromium:
 * reload: the same on a warm server (median of several reloads),
 * new trial (lmtune only): from a trial finishing in the storage until its row shows (the page polls every 1 s).
 
-Run: ``.venv/bin/python benchmarks/dashboard.py [--trials 10000] [--workdir DIR]``
+Run: ``.venv/bin/python benchmarks/dashboard.py [--trials 10000] [--workdir DIR] [--no-peer]`` (``--no-peer``:
+lmtune only, for a quick check; the peer column then reads "not run").
 """
 
 from __future__ import annotations
@@ -215,12 +216,15 @@ def main() -> None:
         default=Path(tempfile.gettempdir()) / "lmtune-dashboard-bench",
         help="where the two study databases are kept between runs",
     )
+    parser.add_argument("--no-peer", action="store_true", help="measure lmtune only")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     lmtune_url = build_lmtune_study(args.workdir / f"lmtune-{args.trials}.db", args.trials)
-    optuna_url = export_to_optuna(lmtune_url, args.workdir / f"optuna-{args.trials}.db")
+    optuna_url = (
+        None if args.no_peer else export_to_optuna(lmtune_url, args.workdir / f"optuna-{args.trials}.db")
+    )
     results: dict[str, dict[str, float]] = {}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
@@ -238,21 +242,13 @@ def main() -> None:
             results["lmtune"]["new trial shown"] = new_trial_latency(
                 browser, f"{base}#/study/{STUDY}", lmtune_url
             )
+            print(f"lmtune: {results['lmtune']}", file=sys.stderr, flush=True)
         finally:
             server.terminate()
             server.wait()
-        port = free_port()
-        base = f"http://127.0.0.1:{port}/"
-        command = [str(Path(sys.executable).parent / "optuna-dashboard"), optuna_url, "--port", str(port)]
-        server, started = start_server(command, base + "dashboard")
-        try:
-            results["optuna-dashboard"] = {
-                "server start": started,
-                **measure(browser, f"{base}dashboard/studies/1", OPTUNA_READY),
-            }
-        finally:
-            server.terminate()
-            server.wait()
+        results["optuna-dashboard"] = (
+            {} if optuna_url is None else measure_optuna_dashboard(browser, optuna_url)
+        )
         browser.close()
     print(
         f"\nDashboard on a {args.trials}-trial study (SQLite), Chromium {_chromium_version()}, "
@@ -268,7 +264,21 @@ def main() -> None:
             if finite and theirs
             else ("< " + f"{ours / LOAD_TIMEOUT_S:.3f}" if ours is not None and theirs == math.inf else "–")
         )
-        print(f"| {key} | {_fmt(ours)} | {_fmt(theirs)} | {ratio} |")
+        peer = "not run" if optuna_url is None else _fmt(theirs)
+        print(f"| {key} | {_fmt(ours)} | {peer} | {ratio} |")
+
+
+def measure_optuna_dashboard(browser: Any, optuna_url: str) -> dict[str, float]:
+    """Start optuna-dashboard on the exported study and time its page like lmtune's."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/"
+    command = [str(Path(sys.executable).parent / "optuna-dashboard"), optuna_url, "--port", str(port)]
+    server, started = start_server(command, base + "dashboard")
+    try:
+        return {"server start": started, **measure(browser, f"{base}dashboard/studies/1", OPTUNA_READY)}
+    finally:
+        server.terminate()
+        server.wait()
 
 
 def _fmt(value: float | None) -> str:
