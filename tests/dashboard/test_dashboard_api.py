@@ -176,3 +176,23 @@ def test_view_and_series_send_what_the_page_draws(served: tuple[str, lmtune.Stud
     _, curves = _get(base, quoted + "/series/intermediate")
     assert curves["n"] == 6 and {t["state"] for t in curves["traces"]} == {"COMPLETE", "FAILED"}  # type: ignore[index]
     assert _get(base, quoted + "/series/pie")[0] == 404
+
+
+def test_the_command_takes_allow_host(tmp_path: Path) -> None:
+    import re
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    lmtune.create_study(storage=url, study_name="s").close()
+    command = [sys.executable, "-m", "lmtune.cli", "dashboard", "--storage", url, "--port", "0"]
+    server = subprocess.Popen([*command, "--allow-host", "tuner.lan"], stdout=subprocess.PIPE, text=True)
+    try:
+        line = server.stdout.readline()  # type: ignore[union-attr]
+        address = re.search(r"http://127\.0\.0\.1:\d+", line)
+        assert address, line
+        assert _get_with_host(address.group(0), "/api/studies", "tuner.lan")[0] == 200
+        assert _get_with_host(address.group(0), "/api/studies", "evil.example")[0] == 403
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
