@@ -127,7 +127,7 @@ class ParzenEstimator:
     def log_pdf(self, points: np.ndarray) -> np.ndarray:
         """Log density of the mixture at each point (n,)."""
         total = self._continuous_log_pdf(points)
-        for j in np.flatnonzero(self.kinds.bins > 0):
+        for j in np.flatnonzero(self.kinds.bins > 0).tolist():
             active = ~np.isnan(points[:, j])
             if active.all():
                 total += self._dimension_log_pdf(points[:, j], j)
