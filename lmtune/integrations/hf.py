@@ -85,7 +85,7 @@ class LmtuneTrainerCallback(transformers.TrainerCallback):
         value = float(self.compute_objective(dict(metrics)))
         self.last_value, self.last_metrics = value, dict(metrics)
         step = state.global_step if self.step == "global_step" else int(math.floor(state.epoch or 0))
-        if step in self.trial.study._storage.get_trial(self.trial.trial_id).intermediate:
+        if step in self.trial.study.storage.get_trial(self.trial.trial_id).intermediate:
             return  # evaluated again at the same step (e.g. the final evaluate()): reported already
         self.trial.report(value, int(step))
         if self.trial.should_stop():

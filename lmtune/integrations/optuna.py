@@ -57,7 +57,7 @@ class OptunaTrial:
     def report(self, value: float, step: int) -> None:
         """Record an intermediate value; as in Optuna, a second report at the same step is ignored with a
         warning."""
-        if step in self._trial.study._storage.get_trial(self._trial.trial_id).intermediate:
+        if step in self._trial.study.storage.get_trial(self._trial.trial_id).intermediate:
             warnings.warn(
                 f"trial {self.number} already reported at step {step}; the new value is ignored",
                 UserWarning,
