@@ -125,12 +125,16 @@ class Study:
         storage: Storage,
         *,
         sampler: Sampler | None = None,
-        scheduler: Scheduler | None = None,
+        scheduler: Scheduler | str | Mapping[str, Any] | None = None,
         options: StudyOptions | None = None,
     ) -> None:
         self._info = info
         self._storage = storage
         self.sampler = sampler if sampler is not None else default_sampler()
+        if scheduler is not None and not isinstance(scheduler, Scheduler):
+            from lmtune.schedulers import as_scheduler
+
+            scheduler = as_scheduler(scheduler)
         self.scheduler = scheduler if scheduler is not None else NoScheduler()
         self.space: SearchSpace | None = SearchSpace.from_json(info.space) if info.space else None
         self.worker_id = _worker_id()
@@ -316,7 +320,7 @@ class Study:
                 worker_id=self.worker_id,
                 system_attrs=start.system_attrs() if start is not None else {},
                 max_trials=max_trials,
-                params=(start.params if start is not None else None),
+                params=(start.params if start is not None and self.space is not None else None),
                 distributions=(
                     {k: self.space[k] for k in start.params}
                     if start is not None and start.params and self.space is not None
@@ -332,6 +336,8 @@ class Study:
                 record = inherit_checkpoint(self, record, record.inherit_checkpoint_of)
         self._heartbeat.add(record.trial_id)
         record, presuggested = self._complete_params(record, fresh)
+        if self.space is None and start is not None and start.params:  # the scheduler's model proposes
+            presuggested = {**(presuggested or {}), **start.params}
         return Trial(self, record, presuggested)
 
     def _resume(self, number: int, budget: int | None) -> TrialRecord | None:
@@ -580,7 +586,7 @@ def create_study(
     load_if_exists: bool = False,
     *,
     space: SearchSpace | Mapping[str, Any] | None = None,
-    scheduler: Scheduler | None = None,
+    scheduler: Scheduler | str | Mapping[str, Any] | None = None,
     attrs: Mapping[str, Any] | None = None,
     options: StudyOptions | None = None,
     checkpoint_root: str | Path | None = None,
@@ -652,7 +658,7 @@ def load_study(
     storage: str | Storage,
     *,
     sampler: Sampler | None = None,
-    scheduler: Scheduler | None = None,
+    scheduler: Scheduler | str | Mapping[str, Any] | None = None,
     options: StudyOptions | None = None,
     checkpoint_root: str | Path | None = None,
     grace_period: float | None = None,

@@ -1,25 +1,31 @@
-"""The optimisers compared on the simulated clock: lmtune's schedulers, Optuna's pruners and DEHB, as drivers."""
+"""The optimisers compared on the simulated clock, as runners ``(objective, n_workers, max_epochs, seed) ->
+SimulationResult``: lmtune's schedulers and Optuna's pruners in this interpreter, and DEHB, SMAC3, Syne Tune and
+NePS, each in its own virtual environment (their pinned dependencies clash), through the drivers in
+``peer_*.py``."""
 
 from __future__ import annotations
 
-import math
-import tempfile
-from collections.abc import Callable, Mapping
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import lmtune
 from lmtune.benchmarking.curves import MultiFidelityFunction
 from lmtune.executors.simulated import Driver, Job, SimulatedExecutor, SimulationResult
 from lmtune.samplers import RandomSampler
-from lmtune.schedulers import (
-    Hyperband,
-    Scheduler,
-    SuccessiveHalving,
-    default_multifidelity_scheduler,
-)
+from lmtune.schedulers import BOHB, Hyperband, Scheduler, SuccessiveHalving, default_multifidelity_scheduler
 from lmtune.space import CategoricalDistribution, FloatDistribution, IntDistribution, SearchSpace
 
 Runner = Callable[[MultiFidelityFunction, int, int, int], SimulationResult]
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A method: its runner and the virtual environment it runs in (None: this interpreter)."""
+
+    runner: Runner
+    venv: str | None = None
 
 
 def _lmtune(make_scheduler: Callable[[int, int], Scheduler | None]) -> Runner:
@@ -33,6 +39,23 @@ def _lmtune(make_scheduler: Callable[[int, int], Scheduler | None]) -> Runner:
         return SimulatedExecutor(objective, n_workers, max_epochs).run(study)
 
     return run
+
+
+def _driven(make: Callable[[MultiFidelityFunction, int], Driver]) -> Runner:
+    def run(objective: MultiFidelityFunction, n_workers: int, max_epochs: int, seed: int) -> SimulationResult:
+        return SimulatedExecutor(objective, n_workers, max_epochs).run_driver(make(objective, seed))
+
+    return run
+
+
+def _external(module: str, driver: str, *args: Any) -> Runner:
+    """A driver of ``peer_<module>.py``, imported when the runner is first called (in the peer's environment)."""
+
+    def make(objective: MultiFidelityFunction, seed: int) -> Driver:
+        cls = getattr(importlib.import_module(f"peer_{module}"), driver)
+        return cls(objective, seed, *args)
+
+    return _driven(make)
 
 
 # Optuna ----------------------------------------------------------------------------------------------------------
@@ -88,80 +111,18 @@ class OptunaDriver(Driver):
             self.study.tell(job.handle, value)
 
 
-# DEHB ------------------------------------------------------------------------------------------------------------
-def _configspace(space: SearchSpace) -> Any:
-    import ConfigSpace as CS
-
-    cs = CS.ConfigurationSpace(seed=0)
-    for name, dist in space.items():
-        if isinstance(dist, FloatDistribution):
-            cs.add(CS.UniformFloatHyperparameter(name, dist.low, dist.high, log=dist.log))
-        elif isinstance(dist, IntDistribution):
-            cs.add(CS.UniformIntegerHyperparameter(name, dist.low, dist.high, log=dist.log))
-        elif isinstance(dist, CategoricalDistribution):
-            cs.add(CS.CategoricalHyperparameter(name, [str(c) for c in dist.choices]))
-    return cs
-
-
-class DEHBDriver(Driver):
-    """DEHB's ask/tell: each job trains a configuration from scratch to the fidelity DEHB asks (rounded to whole
-    epochs), as DEHB evaluates; its fitness is the loss (the value signed to be minimised)."""
-
-    def __init__(self, objective: MultiFidelityFunction, seed: int) -> None:
-        from dehb import DEHB
-        from loguru import logger
-
-        logger.remove()
-        self._tmp = tempfile.TemporaryDirectory(prefix="dehb-")
-        self.space = objective.space
-        self.sign = 1.0 if objective.direction == "minimize" else -1.0
-        self.dehb = DEHB(
-            cs=_configspace(objective.space),
-            min_fidelity=1,
-            max_fidelity=objective.max_resource,
-            eta=3,
-            n_workers=1,
-            seed=seed,
-            output_path=self._tmp.name,
-            save_freq="end",
-        )
-        self.max_resource = objective.max_resource
-
-    def _params(self, config: Mapping[str, Any]) -> dict[str, Any]:
-        params = {}
-        for name, dist in self.space.items():
-            value = config[name]
-            if isinstance(dist, CategoricalDistribution):
-                value = next(c for c in dist.choices if str(c) == value)
-            params[name] = value
-        return params
-
-    def start(self) -> Job | None:
-        info = self.dehb.ask()
-        epochs = min(self.max_resource, max(1, math.ceil(info["fidelity"] - 1e-9)))
-        return Job(info, self._params(info["config"]), 1, epochs, info["config_id"])
-
-    def report(self, job: Job, epoch: int, value: float) -> bool:
-        return True
-
-    def finish(self, job: Job, epoch: int, value: float) -> None:
-        self.dehb.tell(job.handle, {"fitness": self.sign * value, "cost": float(epoch)})
-
-
-def _driven(make: Callable[[MultiFidelityFunction, int], Driver]) -> Runner:
-    def run(objective: MultiFidelityFunction, n_workers: int, max_epochs: int, seed: int) -> SimulationResult:
-        return SimulatedExecutor(objective, n_workers, max_epochs).run_driver(make(objective, seed))
-
-    return run
-
-
-#: Name -> runner. The first is lmtune's default multi-fidelity strategy.
-PEERS: dict[str, Runner] = {
-    "lmtune default (BOHB)": _lmtune(lambda r, s: default_multifidelity_scheduler(r, seed=s)),
-    "lmtune Hyperband": _lmtune(lambda r, s: Hyperband(r, seed=s)),
-    "lmtune ASHA": _lmtune(lambda r, s: SuccessiveHalving(r)),
-    "random search (full budget)": _lmtune(lambda r, s: None),
-    "Optuna TPE+Hyperband": _driven(lambda o, s: OptunaDriver(o, s, "hyperband")),
-    "Optuna TPE+SHA": _driven(lambda o, s: OptunaDriver(o, s, "sha")),
-    "DEHB": _driven(DEHBDriver),
+#: Name -> method. The first is lmtune's default multi-fidelity strategy (``scheduler: {name: auto}``).
+PEERS: dict[str, Peer] = {
+    "lmtune auto": Peer(_lmtune(lambda r, s: default_multifidelity_scheduler(r, seed=s))),
+    "lmtune BOHB (1 bracket, before)": Peer(_lmtune(lambda r, s: BOHB(r, seed=s, n_brackets=1))),
+    "lmtune Hyperband": Peer(_lmtune(lambda r, s: Hyperband(r, seed=s))),
+    "lmtune ASHA": Peer(_lmtune(lambda r, s: SuccessiveHalving(r))),
+    "random search (full budget)": Peer(_lmtune(lambda r, s: None)),
+    "Optuna TPE+Hyperband": Peer(_driven(lambda o, s: OptunaDriver(o, s, "hyperband"))),
+    "Syne Tune Hyper-Tune": Peer(_external("syne_tune", "SyneTuneDriver", "HyperTune"), "synetune"),
+    "Syne Tune MOBSTER": Peer(_external("syne_tune", "SyneTuneDriver", "MOBSTER"), "synetune"),
+    "Syne Tune DyHPO": Peer(_external("syne_tune", "SyneTuneDriver", "DyHPO"), "synetune"),
+    "SMAC3 multi-fidelity": Peer(_external("smac", "SMACDriver"), "smac"),
+    "NePS PriorBand": Peer(_external("neps", "PriorBandDriver"), "neps"),
+    "DEHB": Peer(_external("dehb", "DEHBDriver"), "dehb"),
 }

@@ -1,92 +1,104 @@
-"""Multi-fidelity benchmark: lmtune's schedulers against Optuna's pruners, DEHB and random search, on a simulated
-clock (recorded SST-2 fine-tuning curves, multi-fidelity Hartmann functions and, on request, LCBench through the
-YAHPO Gym surrogate, which needs onnxruntime), with 1 and 8 workers.
+"""Multi-fidelity benchmark: lmtune's schedulers against Optuna, Syne Tune (Hyper-Tune, MOBSTER, DyHPO), SMAC3,
+NePS PriorBand, DEHB and random search, on a simulated clock (recorded SST-2 fine-tuning curves, multi-fidelity
+Hartmann functions, LCBench through the YAHPO Gym surrogate), with 1 and 8 workers.
 
-    .venv/bin/python benchmarks/multifidelity/run.py            # 10 seeds, SST-2 and Hartmann, 1 and 8 workers
-    .venv/bin/python benchmarks/multifidelity/run.py --seeds 3 --tasks sst2
-    .venv/bin/python benchmarks/multifidelity/run.py --tasks lcbench-167190 lcbench-189906 lcbench-3945
+    python benchmarks/multifidelity/run.py --venvs DIR            # 20 seeds, all tasks, 1 and 8 workers
+    python benchmarks/multifidelity/run.py --venvs DIR --seeds 5 --tasks sst2 --workers 1
+    python benchmarks/multifidelity/run.py --tables-only           # print the tables from the stored runs
 
-Budget: epochs trained in total, in units of one full training (``max_resource`` epochs), up to ``--budget``.
-Printed per task and worker count: median budget to come within the target of the best (a run that never does
-counts as the whole budget), mean regret at several budgets, the speed-up over random search (DEHB paper:
-the budget random search needs for its final mean regret over the budget another method needs for it), the
-recorded test accuracy of the returned configuration (SST-2; LCBench: the surrogate's test balanced accuracy), and a one-sided Mann-Whitney test against
-lmtune Hyperband on the area under the regret curve.
+Each peer library runs in its own virtual environment ``DIR/<name>`` (``dehb``, ``smac``, ``synetune``, ``neps``;
+each with lmtune's dependencies importable), lmtune and Optuna in this interpreter. Every run is stored as JSON
+under ``--out`` (``benchmarks/results/multifidelity``) and never recomputed, so a rerun only adds what is missing;
+runs are taken in rounds of ``--chunk`` seeds so that a cut-short run still gives every method the same seeds.
+
+Protocol (per task and worker count): a method's score is the best value of a configuration trained to the full
+``max_resource`` within the first ``--budget`` full-training equivalents of epochs (15 by default); its regret is
+the distance to the best recorded value. Printed: mean and median regret over the seeds, the number of fully
+trained configurations inside the budget, and a two-sided Wilcoxon signed-rank test of each method's regrets
+against lmtune's default on the same seeds; then the budget until the returned configuration comes within the
+task's tolerance (1 accuracy point; 0.25 on Hartmann), mean regret on the way, the speed-up over random search
+(DEHB paper), the recorded test metric of the returned configuration, and a Mann-Whitney test against Hyperband on
+the area under the log-regret curve; and the mean regret summed over the tasks.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import platform
+import subprocess
 import sys
 import time
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import mannwhitneyu
+from scipy.stats import mannwhitneyu, wilcoxon
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from peers import PEERS  # noqa: E402
+from replay import result_path  # noqa: E402
+from tasks import TASKS, TEST_METRIC  # noqa: E402
 
-from lmtune.benchmarking.curves import MultiFidelityFunction, MultiFidelityHartmann, RecordedCurves  # noqa: E402
-
-#: Task name -> (objective factory (seed), tolerance for "reached the best": 1 accuracy point; 0.25 on Hartmann,
-#: about 7% of its optimum).
-TASKS = {
-    "sst2": (lambda seed: RecordedCurves(), 0.01),
-    "mfh3-good": (lambda seed: MultiFidelityHartmann(3, "good", seed=seed), 0.25),
-    "mfh3-bad": (lambda seed: MultiFidelityHartmann(3, "bad", seed=seed), 0.25),
-    "mfh6-good": (lambda seed: MultiFidelityHartmann(6, "good", seed=seed), 0.25),
-    "mfh6-bad": (lambda seed: MultiFidelityHartmann(6, "bad", seed=seed), 0.25),
-}
-DEFAULT_TASKS = list(TASKS)
-
-
-def _lcbench(instance: str) -> Callable[[int], MultiFidelityFunction]:
-    def make(seed: int) -> MultiFidelityFunction:
-        from lmtune.benchmarking.lcbench import LCBench
-
-        return LCBench(instance, seed=seed)
-
-    return make
-
-
-#: LCBench instances (OpenML task ids; 52 epochs a full training), tolerance in validation accuracy (fraction).
-for _instance in ("167190", "189906", "3945"):
-    TASKS[f"lcbench-{_instance}"] = (_lcbench(_instance), 0.01)
-#: The recorded metric shown for the returned configuration, per task (others: none).
-TEST_METRIC = {"sst2": ("test_acc", "test acc")} | {
-    name: ("test_balanced_accuracy", "test bal. acc") for name in TASKS if name.startswith("lcbench-")
-}
+HERE = Path(__file__).resolve().parent
 DEFAULT = next(iter(PEERS))
 REFERENCE = "lmtune Hyperband"
 RANDOM = "random search (full budget)"
+DEFAULT_TASKS = [t for t in TASKS if t != "sst2-prior"] + ["sst2-prior"]
 
 
-def one_run(task: str, peer: str, n_workers: int, seed: int, budget: int) -> dict:
-    """Regret after each epoch of budget, and the test accuracy of the final returned configuration."""
-    objective: MultiFidelityFunction = TASKS[task][0](seed)
-    max_epochs = budget * objective.max_resource
-    result = PEERS[peer](objective, n_workers, max_epochs, seed)
-    sign = -1.0 if objective.direction == "maximize" else 1.0
-    regret = np.full(max_epochs, np.inf)
-    for event in result.incumbents():
-        regret[event.epochs_used - 1 :] = sign * (event.value - objective.best_value)
-    final = result.incumbent_at(max_epochs)
-    key = TEST_METRIC.get(task, ("test_acc",))[0]
-    test = final.extra.get(key) if final is not None else None
-    return {
-        "task": task,
-        "peer": peer,
-        "workers": n_workers,
-        "seed": seed,
-        "regret": regret,
-        "test": test,
-        "unit": objective.max_resource,
-    }
+def interpreter(method: str, venvs: Path | None) -> str | None:
+    venv = PEERS[method].venv
+    if venv is None:
+        return sys.executable
+    if venvs is None:
+        return None
+    python = venvs / venv / "bin" / "python"
+    return str(python) if python.exists() else None
+
+
+def missing(out: Path, task: str, workers: int, budget: int, method: str, seeds: list[int]) -> list[int]:
+    return [s for s in seeds if not result_path(out, task, workers, budget, method, s).exists()]
+
+
+def run_group(
+    python: str, method: str, task: str, workers: int, budget: int, seeds: list[int], out: Path
+) -> str:
+    """Replay ``seeds`` of one method in its interpreter; returns the last line it printed (or its error)."""
+    command = [python, str(HERE / "replay.py"), "--method", method, "--task", task, "--workers", str(workers)]
+    command += ["--budget", str(budget), "--out", str(out), "--seeds", *map(str, seeds)]
+    root = str(HERE.parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        return f"FAILED {method} {task} w{workers}: {done.stderr.strip().splitlines()[-1:]}"
+    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+
+
+def load(out: Path, task: str, workers: int, budget: int, method: str, seeds: list[int]) -> dict[int, dict]:
+    runs = {}
+    for seed in seeds:
+        path = result_path(out, task, workers, budget, method, seed)
+        if path.exists():
+            runs[seed] = json.loads(path.read_text())
+    return runs
+
+
+def regret_curve(run: dict) -> np.ndarray:
+    """Regret after each epoch of the budget (inf before the first fully trained configuration)."""
+    sign = -1.0 if run["direction"] == "maximize" else 1.0
+    regret = np.full(run["budget"] * run["unit"], np.inf)
+    for used, value, _ in run["incumbents"]:
+        regret[used - 1 :] = max(0.0, sign * (value - run["best_value"]))
+    return regret
+
+
+def final_regret(run: dict) -> float:
+    """Protocol score as regret; no fully trained configuration counts as the worst value seen on the task."""
+    last = regret_curve(run)[-1]
+    return float(last) if np.isfinite(last) else np.nan
 
 
 def budget_to(regret: np.ndarray, target: float, unit: int) -> float:
@@ -106,98 +118,156 @@ def speedup(mean_regret: np.ndarray, random_regret: np.ndarray) -> float:
 def area(regret: np.ndarray) -> float:
     """Mean log-regret over the budget (finite stand-in for 'nothing returned yet': the worst finite regret)."""
     finite = np.where(np.isfinite(regret), regret, np.nan)
-    worst = np.nanmax(finite) if np.isfinite(np.nanmax(finite)) else 1.0
+    worst = np.nanmax(finite) if np.any(np.isfinite(finite)) else 1.0
     return float(np.mean(np.log10(np.nan_to_num(finite, nan=worst) + 1e-4)))
 
 
-def table(runs: list[dict], task: str, workers: int, budget: int, peers: list[str]) -> str:
+def versus(mine: list[float], theirs: list[float], paired: bool) -> str:
+    """'worse'/'better'/'same' at p < 0.05, two-sided (Wilcoxon signed-rank when paired, else Mann-Whitney)."""
+    a, b = np.asarray(mine, dtype=float), np.asarray(theirs, dtype=float)
+    if min(len(a), len(b)) < 5:
+        return "-"
+    if paired and np.allclose(a, b):
+        return "same (identical)"
+    p = float(wilcoxon(a, b).pvalue if paired else mannwhitneyu(a, b).pvalue)
+    if p >= 0.05:
+        return f"same (p={p:.2f})"
+    return f"{'worse' if np.mean(a) > np.mean(b) else 'better'} (p={p:.3f})"
+
+
+def protocol_table(
+    data: dict[str, dict[int, dict]], task: str, workers: int, budget: int
+) -> tuple[str, dict]:
+    """The protocol table for one task and worker count; also returns each method's mean regret."""
+    seeds = sorted(set.intersection(*(set(runs) for runs in data.values() if runs)) or set())
+    regrets = {m: [final_regret(runs[s]) for s in seeds] for m, runs in data.items() if runs}
+    worst = np.nanmax([v for vs in regrets.values() for v in vs] or [0.0])
+    regrets = {m: [worst if np.isnan(v) else v for v in vs] for m, vs in regrets.items()}
+    lines = [
+        f"#### {task}, {workers} worker{'s' if workers > 1 else ''}: score within {budget} full trainings "
+        f"({len(seeds)} seeds)",
+        "",
+        "| method | mean regret | median regret | mean score | full trainings | vs lmtune auto (paired) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    means = {}
+    for method, vs in regrets.items():
+        runs = data[method]
+        sign = -1.0 if runs[seeds[0]]["direction"] == "maximize" else 1.0
+        best = runs[seeds[0]]["best_value"]
+        scores = [best + sign * v for v in vs]
+        limit = budget * runs[seeds[0]]["unit"]
+        full = np.mean([sum(1 for u in runs[s]["full_trainings"] if u <= limit) for s in seeds])
+        means[method] = float(np.mean(vs))
+        test = "-" if method == DEFAULT else versus(vs, regrets[DEFAULT], paired=True)
+        lines.append(
+            f"| {method} | {np.mean(vs):.4f} | {np.median(vs):.4f} | {np.mean(scores):.4f} | {full:.1f} | {test} |"
+        )
+    return "\n".join(lines), means
+
+
+def budget_table(data: dict[str, dict[int, dict]], task: str, workers: int, budget: int) -> str:
     tolerance = TASKS[task][1]
-    rows = [r for r in runs if r["task"] == task and r["workers"] == workers]
-    by_peer = {p: [r for r in rows if r["peer"] == p] for p in peers}
-    mean = {
-        p: np.mean([np.where(np.isfinite(r["regret"]), r["regret"], np.nan) for r in rs], axis=0)
-        for p, rs in by_peer.items()
-    }
-    unit = rows[0]["unit"]
-    to_target = {
-        p: float(np.median([budget_to(r["regret"], tolerance, unit) for r in rs]))
-        for p, rs in by_peer.items()
-    }
-    random_mean = np.nan_to_num(mean[RANDOM], nan=np.inf)
-    marks = [b for b in (5, 10, 20, budget) if b <= budget]
+    data = {m: runs for m, runs in data.items() if runs}
+    curves = {m: [regret_curve(r) for r in runs.values()] for m, runs in data.items()}
+    unit = next(iter(data.values()))[next(iter(next(iter(data.values()))))]["unit"]
+    mean = {m: np.mean([np.where(np.isfinite(c), c, np.nan) for c in cs], axis=0) for m, cs in curves.items()}
+    to_target = {m: float(np.median([budget_to(c, tolerance, unit) for c in cs])) for m, cs in curves.items()}
+    random_mean = np.nan_to_num(mean.get(RANDOM, mean[DEFAULT]), nan=np.inf)
+    marks = [b for b in (5, 10, 20, 30) if b < budget] + [budget]
+    metric = TEST_METRIC.get(task, ("", "test acc"))[1]
     head = (
-        f"| method | budget to within {tolerance:g} (median) | vs default | "
+        f"| method | budget to within {tolerance:g} (median) | vs auto | "
         + " | ".join(f"regret @{b}" for b in marks)
-        + f" | speed-up over RS | {TEST_METRIC.get(task, ('', 'test acc'))[1]} | vs Hyperband |"
+        + f" | speed-up over RS | {metric} | vs Hyperband |"
     )
     lines = [
-        f"### {task}, {workers} worker{'s' if workers > 1 else ''}",
+        f"#### {task}, {workers} worker{'s' if workers > 1 else ''}: budget to the target",
         "",
         head,
         "|" + " --- |" * (head.count("|") - 1),
     ]
-    ref_area = [area(r["regret"]) for r in by_peer[REFERENCE]]
-    for peer, rs in by_peer.items():
-        regrets = [f"{mean[peer][b * unit - 1]:.4f}" for b in marks]
-        tests = [r["test"] for r in rs if r["test"] is not None]
+    ref_area = [area(c) for c in curves.get(REFERENCE, [])]
+    for method, cs in curves.items():
+        regrets = [f"{mean[method][b * unit - 1]:.4f}" for b in marks]
+        key = 2
+        tests = [r["incumbents"][-1][key] for r in data[method].values() if r["incumbents"]]
+        tests = [t for t in tests if t is not None]
         test = f"{np.mean(tests):.3f}" if tests else "-"
-        sp = speedup(np.nan_to_num(mean[peer], nan=np.inf), random_mean)
-        areas = [area(r["regret"]) for r in rs]
-        if peer == REFERENCE:
-            versus = "-"
-        else:
-            worse = mannwhitneyu(areas, ref_area, alternative="greater").pvalue
-            better = mannwhitneyu(areas, ref_area, alternative="less").pvalue
-            versus = (
-                f"worse (p={worse:.3f})"
-                if worse < 0.05
-                else f"better (p={better:.3f})"
-                if better < 0.05
-                else "same"
-            )
-        ratio = to_target[peer] / to_target[DEFAULT]
-        lines.append(
-            f"| {peer} | {to_target[peer]:.1f} | {ratio:.2f}x | "
-            + " | ".join(regrets)
-            + f" | {sp:.2f}x | {test} | {versus} |"
+        sp = speedup(np.nan_to_num(mean[method], nan=np.inf), random_mean)
+        vs_ref = (
+            "-" if method == REFERENCE or not ref_area else versus([area(c) for c in cs], ref_area, False)
         )
+        ratio = to_target[method] / to_target[DEFAULT]
+        lines.append(
+            f"| {method} | {to_target[method]:.1f} | {ratio:.2f}x | "
+            + " | ".join(regrets)
+            + f" | {sp:.2f}x | {test} | {vs_ref} |"
+        )
+    return "\n".join(lines)
+
+
+def summary(means: dict[tuple[str, int], dict[str, float]], workers: list[int], methods: list[str]) -> str:
+    lines = ["#### Mean regret summed over the tasks (tasks where every method has runs)", ""]
+    head = "| method | " + " | ".join(f"{w} worker{'s' if w > 1 else ''}" for w in workers) + " |"
+    lines += [head, "|" + " --- |" * (len(workers) + 1)]
+    for method in methods:
+        cells = []
+        for w in workers:
+            tasks = [m for (t, ww), m in means.items() if ww == w and all(x in m for x in methods)]
+            cells.append(f"{sum(m[method] for m in tasks):.4f} ({len(tasks)} tasks)" if tasks else "-")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--chunk", type=int, default=5, help="seeds per round")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--tasks", nargs="+", default=DEFAULT_TASKS, choices=list(TASKS))
-    parser.add_argument("--peers", nargs="+", default=list(PEERS), choices=list(PEERS))
-    parser.add_argument("--budget", type=int, default=30, help="full trainings")
-    parser.add_argument("--jobs", type=int, default=2, help="processes")
+    parser.add_argument("--methods", nargs="+", default=list(PEERS), choices=list(PEERS))
+    parser.add_argument("--budget", type=int, default=15, help="full trainings")
+    parser.add_argument("--jobs", type=int, default=2, help="replays run at once")
+    parser.add_argument("--venvs", type=Path, default=os.environ.get("LMTUNE_PEER_VENVS"))
+    parser.add_argument("--out", type=Path, default=HERE.parent / "results" / "multifidelity")
+    parser.add_argument("--tables-only", action="store_true")
     args = parser.parse_args()
-    for required in (DEFAULT, REFERENCE, RANDOM):
-        if required not in args.peers:
-            args.peers.append(required)
-    jobs = [
-        (t, p, w, s, args.budget)
-        for t in args.tasks
-        for w in args.workers
-        for p in args.peers
-        for s in range(args.seeds)
-    ]
+    methods = [DEFAULT] + [m for m in args.methods if m != DEFAULT]
+    seeds = list(range(args.seeds))
     start = time.time()
-    with ProcessPoolExecutor(args.jobs) as pool:
-        runs = list(pool.map(one_run, *zip(*jobs, strict=False), chunksize=4))
-    import dehb
-    import optuna
-
+    if not args.tables_only:
+        for first in range(0, args.seeds, args.chunk):
+            chunk = seeds[first : first + args.chunk]
+            groups = []
+            for workers in args.workers:
+                for task in args.tasks:
+                    for method in methods:
+                        python = interpreter(method, args.venvs)
+                        todo = missing(args.out, task, workers, args.budget, method, chunk)
+                        if python is None:
+                            print(f"skipped {method}: no environment {PEERS[method].venv!r} under --venvs")
+                        elif todo:
+                            groups.append((python, method, task, workers, args.budget, todo, args.out))
+            with ThreadPoolExecutor(args.jobs) as pool:
+                for line in pool.map(lambda g: run_group(*g), groups):
+                    print(line, flush=True)
+    load_avg = os.getloadavg()
     print(
-        f"seeds={args.seeds} budget={args.budget} full trainings; lmtune {__import__('lmtune').__version__}, "
-        f"optuna {optuna.__version__}, dehb {getattr(dehb, '__version__', '0.1.2')}, numpy {np.__version__}, "
-        f"python {platform.python_version()}, {platform.machine()} {platform.processor() or ''}, "
-        f"{time.time() - start:.0f} s\n"
+        f"\nbudget {args.budget} full trainings; up to {args.seeds} seeds; lmtune "
+        f"{__import__('lmtune').__version__}, numpy {np.__version__}, python {platform.python_version()}, "
+        f"{platform.machine()}, {os.cpu_count()} CPUs, load average {load_avg[0]:.1f}, {time.time() - start:.0f} s\n"
     )
-    for task in args.tasks:
-        for workers in args.workers:
-            print(table(runs, task, workers, args.budget, args.peers), end="\n\n")
+    means = {}
+    for workers in args.workers:
+        for task in args.tasks:
+            data = {m: load(args.out, task, workers, args.budget, m, seeds) for m in methods}
+            if not data[DEFAULT]:
+                continue
+            table, means[(task, workers)] = protocol_table(data, task, workers, args.budget)
+            print(table, end="\n\n")
+            print(budget_table(data, task, workers, args.budget), end="\n\n")
+    print(summary(means, args.workers, methods))
 
 
 if __name__ == "__main__":

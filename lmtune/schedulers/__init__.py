@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from lmtune.exceptions import ConfigError
+from lmtune.schedulers.auto import default_multifidelity_scheduler
 from lmtune.schedulers.base import Action, Decision, NoScheduler, Scheduler, TrialStart
 from lmtune.schedulers.bohb import BOHB
 from lmtune.schedulers.curve import CurveExtrapolation
@@ -28,12 +29,14 @@ __all__ = [
     "Scheduler",
     "SuccessiveHalving",
     "TrialStart",
+    "as_scheduler",
     "default_multifidelity_scheduler",
     "scheduler_from_config",
 ]
 
-#: The study file's ``scheduler.name`` values.
-SCHEDULERS: dict[str, type[Scheduler]] = {
+#: The study file's ``scheduler.name`` values, each a class or a function building the scheduler.
+SCHEDULERS: dict[str, Callable[..., Scheduler]] = {
+    "auto": default_multifidelity_scheduler,
     "none": NoScheduler,
     "median": MedianStopping,
     "asha": SuccessiveHalving,
@@ -44,13 +47,6 @@ SCHEDULERS: dict[str, type[Scheduler]] = {
 }
 
 RESOURCES = ("epoch", "step", "batch", "sample", "token")
-
-
-def default_multifidelity_scheduler(max_resource: int, min_resource: int = 1, *, seed: int = 0) -> Scheduler:
-    """lmtune's default multi-fidelity strategy: asynchronous BOHB with one bracket, i.e. ASHA that stops trials
-    outside the top third of each rung, with new trials from TPE fitted on the highest rung with enough results
-    (chosen on ``benchmarks/multifidelity``: the extra Hyperband brackets cost more than they saved there)."""
-    return BOHB(max_resource, min_resource, reduction_factor=3, seed=seed, n_brackets=1)
 
 
 def scheduler_from_config(config: Mapping[str, Any]) -> Scheduler:
@@ -68,19 +64,16 @@ def scheduler_from_config(config: Mapping[str, Any]) -> Scheduler:
     name = options.pop("name", None)
     if name not in SCHEDULERS:
         raise ConfigError(f"scheduler.name must be one of {sorted(SCHEDULERS)}, but got {name!r}")
-    cls = SCHEDULERS[name]
-    own_init = cls.__init__ is not object.__init__
-    parameters = dict(inspect.signature(cls.__init__).parameters) if own_init else {}
-    allowed = [p for p in parameters if p != "self"]
+    factory = SCHEDULERS[name]
+    parameters = dict(inspect.signature(factory).parameters)
+    allowed = list(parameters)
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ConfigError(
             f"scheduler.{unknown[0]} is not an option of scheduler {name!r}; its options are {allowed or 'none'}"
         )
     missing = [
-        p
-        for p, spec in parameters.items()
-        if p != "self" and spec.default is inspect.Parameter.empty and p not in options
+        p for p, spec in parameters.items() if spec.default is inspect.Parameter.empty and p not in options
     ]
     if missing:
         raise ConfigError(f"scheduler.{missing[0]} is required for scheduler {name!r} (e.g. {missing[0]}: 5)")
@@ -89,4 +82,14 @@ def scheduler_from_config(config: Mapping[str, Any]) -> Scheduler:
         raise ConfigError(f"scheduler.resource must be one of {list(RESOURCES)}, but got {resource!r}")
     if "pause" in options and not isinstance(options["pause"], bool):
         raise ConfigError(f"scheduler.pause must be true or false, but got {options['pause']!r}")
-    return cls(**options)
+    return factory(**options)
+
+
+def as_scheduler(scheduler: Scheduler | str | Mapping[str, Any] | None) -> Scheduler | None:
+    """A scheduler given as an object, a name (``"auto"``, ``"asha"``, ...: ``{name: ...}`` with no options) or
+    its study-file mapping (``{"name": "auto", "max_resource": 5}``)."""
+    if scheduler is None or isinstance(scheduler, Scheduler):
+        return scheduler
+    if isinstance(scheduler, str):
+        return scheduler_from_config({"name": scheduler})
+    return scheduler_from_config(scheduler)

@@ -1,11 +1,22 @@
 """Model-based Hyperband (BOHB, Falkner et al. 2018), asynchronous: Hyperband's brackets decide *when*, a
-model-based sampler fitted on one rung's results proposes *what*.
+model-based sampler fitted on the rungs' results proposes *what*.
 
-For each new trial the model (TPE by default, or the GP sampler) is fitted on the highest rung that has at least
-``min_points_in_model`` results (default: the number of parameters + 1), treating each trial's report at that
-rung as its value; trials still running below that rung are passed as RUNNING so the model can spread parallel
-proposals. A share ``random_fraction`` of new trials is drawn uniformly, which keeps the search global. Promotions
-and stops are Hyperband's. All draws are keyed by the seed and the number of trials, so decisions stay pure.
+The model (TPE by default; the GP sampler; or ``auto``, which picks GP or TPE per suggestion as ``sampler: auto``
+does) sees one of two views of the history (``model_rungs``):
+
+* ``"highest"`` (BOHB): the highest rung that has at least ``min_points_in_model`` results (default: the number
+  of parameters + 1), each trial's report at that rung taken as its value; trials still running below that rung
+  are passed as RUNNING so the model can spread parallel proposals, trials stopped below it count as bad points.
+* ``"all"`` (in the spirit of Hyper-Tune, Li et al. 2022): every trial that reported, ranked first by the highest
+  rung it reached and then by its value there, so the model learns from every rung at once and from the first
+  reports on, and the trials that climbed furthest are the ones it imitates.
+
+A share ``random_fraction`` of new trials is drawn uniformly, which keeps the search global. With
+``initial="centre"`` the first trial is the space's prior mode where a prior is given, else its centre (numeric
+parameters at the middle of their range, log scale where declared; categoricals at their first choice, numeric
+choices at the middle one). Define-by-run studies (no declared space) are modelled on the space their finished
+trials share; until one finished, trials are drawn by the study's sampler. Promotions and stops are Hyperband's.
+All draws are keyed by the seed and the number of trials, so decisions stay pure.
 """
 
 from __future__ import annotations
@@ -22,12 +33,36 @@ from lmtune.samplers.base import Sampler
 from lmtune.samplers.random import RandomSampler
 from lmtune.schedulers.base import TrialStart
 from lmtune.schedulers.hyperband import Hyperband
+from lmtune.space import CategoricalDistribution, SearchSpace
 from lmtune.trial import TrialState
 
 __all__ = ["BOHB"]
 
 # Model name -> (module, class), imported on first use: the model samplers are optional parts of the package.
-MODELS = {"tpe": ("lmtune.samplers.tpe", "TPESampler"), "gp": ("lmtune.samplers.gp", "GPSampler")}
+MODELS = {
+    "tpe": ("lmtune.samplers.tpe", "TPESampler"),
+    "gp": ("lmtune.samplers.gp", "GPSampler"),
+    "auto": ("lmtune.samplers.auto", "AutoSampler"),
+}
+MODEL_RUNGS = ("highest", "all")
+INITIAL = ("random", "centre")
+
+
+def centre_point(space: SearchSpace) -> dict[str, Any]:
+    """The prior mode of each parameter that has a prior, else the centre of its range (see the module
+    docstring); parameters inactive under the chosen parents are left out."""
+    point: dict[str, Any] = {}
+    for name, dist in space.items():
+        if not space.is_active(name, point):
+            continue
+        if dist.prior is not None:
+            point[name] = dist.prior.value
+        elif isinstance(dist, CategoricalDistribution):
+            numeric = all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in dist.choices)
+            point[name] = sorted(dist.choices)[(len(dist.choices) - 1) // 2] if numeric else dist.choices[0]
+        else:
+            point[name] = dist.from_unit(0.5)
+    return point
 
 
 class BOHB(Hyperband):
@@ -46,6 +81,9 @@ class BOHB(Hyperband):
         model: str = "tpe",
         random_fraction: float = 1 / 3,
         min_points_in_model: int | None = None,
+        model_rungs: str = "highest",
+        initial: str = "random",
+        full_share: float = 0.0,
     ) -> None:
         super().__init__(
             max_resource,
@@ -55,7 +93,14 @@ class BOHB(Hyperband):
             resource=resource,
             n_brackets=n_brackets,
             seed=seed,
+            full_share=full_share,
         )
+        if model_rungs not in MODEL_RUNGS:
+            raise ConfigError(
+                f"scheduler.model_rungs must be one of {list(MODEL_RUNGS)}, but got {model_rungs!r}"
+            )
+        if initial not in INITIAL:
+            raise ConfigError(f"scheduler.initial must be one of {list(INITIAL)}, but got {initial!r}")
         if model not in MODELS:
             raise ConfigError(f"scheduler.model must be one of {sorted(MODELS)}, but got {model!r}")
         if (
@@ -75,6 +120,8 @@ class BOHB(Hyperband):
         self.model = model
         self.random_fraction = float(random_fraction)
         self.min_points_in_model = min_points_in_model
+        self.model_rungs = model_rungs
+        self.initial = initial
         self._random = RandomSampler(seed=seed)
         self._sampler: Sampler | None = None
 
@@ -89,31 +136,42 @@ class BOHB(Hyperband):
                     f"scheduler bohb with model {self.model!r} needs {module_name}.{class_name}, which could not be "
                     f"imported ({exc}); choose another model"
                 ) from None
-            # The rung history handed to the model always has enough points: no start-up phase of its own.
-            self._sampler = cls(seed=self.seed, n_startup_trials=0)
+            # The rung history handed to the model always has enough points: no start-up phase of its own
+            # (``auto`` chooses GP or TPE per suggestion and has none).
+            options = {} if self.model == "auto" else {"n_startup_trials": 1}
+            self._sampler = cls(seed=self.seed, **options)
         return self._sampler
 
     def next_trial(self, history: TrialHistory) -> TrialStart:
         start = super().next_trial(history)
-        if start.resume_number is not None or history.space is None or len(history.space) == 0:
+        if start.resume_number is not None:
             return start
-        return replace(start, params=self.propose(history))
+        space = history.space if history.space is not None else history.inferred_space()
+        if len(space) == 0:
+            return start
+        return replace(start, params=self.propose(history, space))
 
-    def propose(self, history: TrialHistory) -> dict[str, Any]:
-        """Parameters of the next new trial: uniform for a ``random_fraction`` share, else from the model."""
-        assert history.space is not None  # checked by the caller
+    def propose(self, history: TrialHistory, space: SearchSpace) -> dict[str, Any]:
+        """Parameters of the next new trial: the centre first (``initial="centre"``), then uniform for a
+        ``random_fraction`` share, else from the model."""
         number = len(history)
+        if number == 0 and self.initial == "centre":
+            return centre_point(space)
         rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, number, 0xB0B])))
-        fitted = self.rung_history(history)
+        fitted = self.model_history(history, space)
         if fitted is None or rng.random() < self.random_fraction:
-            return self._random.suggest(history.space, history, number)
-        return self.model_sampler().suggest(history.space, fitted, number)
+            return self._random.suggest(space, history, number)
+        return self.model_sampler().suggest(space, fitted, number)
 
-    def rung_history(self, history: TrialHistory) -> TrialHistory | None:
-        """The history as the model sees it: each trial's value at the highest rung with enough results (None
-        while no rung has enough)."""
-        space = history.space
-        needed = self.min_points_in_model or (len(space) + 1 if space is not None else 2)
+    def model_history(self, history: TrialHistory, space: SearchSpace) -> TrialHistory | None:
+        """The history as the model sees it (``model_rungs``); None while there are too few results."""
+        needed = self.min_points_in_model or len(space) + 1
+        if self.model_rungs == "all":
+            return self.ladder_history(history, space, needed)
+        return self.rung_history(history, space, needed)
+
+    def rung_history(self, history: TrialHistory, space: SearchSpace, needed: int) -> TrialHistory | None:
+        """Each trial's value at the highest rung with at least ``needed`` results."""
         for level in reversed(self.levels):
             at_level = [r for r in history if r.state is not TrialState.FAILED and level in r.intermediate]
             if len(at_level) < needed:
@@ -129,10 +187,41 @@ class BOHB(Hyperband):
             return TrialHistory(records, history.direction, space)
         return None
 
+    def ladder_history(self, history: TrialHistory, space: SearchSpace, needed: int) -> TrialHistory | None:
+        """Every trial that reported at a rung, scored ``k + q`` (to maximise): ``k`` the index of the highest rung
+        it reached, ``q`` in [0, 1) its rank among the reports at that rung (1 - (rank + 1) / n, best highest).
+        Trials with no rung result yet are passed as RUNNING."""
+        reached: dict[int, int] = {}
+        for record in history:
+            if record.state is TrialState.FAILED:
+                continue
+            levels = [k for k, level in enumerate(self.levels) if level in record.intermediate]
+            if levels:
+                reached[record.number] = levels[-1]
+        if len(reached) < needed:
+            return None
+        score: dict[int, float] = {}
+        for k, level in enumerate(self.levels):
+            at_level = [r for r in history if reached.get(r.number, -1) >= k and level in r.intermediate]
+            ranked = sorted(at_level, key=lambda r: (history.signed(r.intermediate[level]), r.number))
+            for rank, record in enumerate(ranked):
+                if reached[record.number] == k:
+                    score[record.number] = k + 1 - (rank + 1) / len(ranked)
+        records = tuple(
+            r.replace(state=TrialState.COMPLETE, value=score[r.number])
+            if r.number in score
+            else r.replace(state=TrialState.RUNNING)
+            for r in history
+            if r.state is not TrialState.FAILED
+        )
+        return TrialHistory(records, "maximize", space)
+
     def describe(self) -> dict[str, Any]:
         return {
             **super().describe(),
             "model": self.model,
             "random_fraction": self.random_fraction,
             "min_points_in_model": self.min_points_in_model,
+            "model_rungs": self.model_rungs,
+            "initial": self.initial,
         }

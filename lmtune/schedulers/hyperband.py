@@ -46,8 +46,16 @@ class Hyperband(SuccessiveHalving):
         resource: str = "epoch",
         n_brackets: int | None = None,
         seed: int = 0,
+        full_share: float = 0.0,
     ) -> None:
-        super().__init__(max_resource, min_resource, reduction_factor, pause=pause, resource=resource)
+        super().__init__(
+            max_resource,
+            min_resource,
+            reduction_factor,
+            pause=pause,
+            resource=resource,
+            full_share=full_share,
+        )
         from lmtune.exceptions import ConfigError
 
         n = len(self.levels) if n_brackets is None else n_brackets

@@ -13,6 +13,12 @@ Two forms, both pure functions of the trial records:
   best paused trial of the highest rung that has room (it is in the top ``floor(n / eta)`` of its rung and not
   promoted yet), and starts a new trial only when no promotion is possible.
 
+**Budget-aware top rung** (stop form, ``full_share`` > 0): a trial outside the top ``1/eta`` of its rung still goes
+on when it ranks in the top half there and the trials sent past the last rung below ``max_resource`` so far hold
+less than ``full_share`` of the resource spent. Plain ASHA sends about ``1/eta**2`` of
+its trials to the end, so on a short study the final choice rests on a handful of fully trained candidates; this
+keeps a share of the budget on fully trained ones without letting bad trials through.
+
 :class:`~lmtune.schedulers.hyperband.Hyperband` runs several such ladders (brackets) that start at different rungs.
 """
 
@@ -108,8 +114,16 @@ class SuccessiveHalving(Scheduler):
         *,
         pause: bool = False,
         resource: str = "epoch",
+        full_share: float = 0.0,
     ) -> None:
         check_resources(min_resource, max_resource, reduction_factor)
+        if (
+            isinstance(full_share, bool)
+            or not isinstance(full_share, (int, float))
+            or not 0 <= full_share < 1
+        ):
+            raise ConfigError(f"scheduler.full_share must be a number in [0, 1), but got {full_share!r}")
+        self.full_share = float(full_share)
         self.min_resource = min_resource
         self.max_resource = max_resource
         self.reduction_factor = reduction_factor
@@ -142,9 +156,23 @@ class SuccessiveHalving(Scheduler):
         peers = [r for r in history if self.bracket_of(r) == bracket]
         if stays_in_rung(trial, peers, step, self.reduction_factor, history):
             return CONTINUE
+        if self._needs_full_trainings(history) and stays_in_rung(trial, peers, step, 2, history):
+            return Decision(
+                reason=f"top half at rung {step} {self.resource}s, kept to have fully trained candidates"
+            )
         return Decision(
             Action.STOP, f"not in the top 1/{self.reduction_factor} at rung {step} {self.resource}s"
         )
+
+    def _needs_full_trainings(self, history: TrialHistory) -> bool:
+        """Whether trials sent past the last rung below ``max_resource`` hold less than ``full_share`` of the
+        resource spent so far (each counted at ``max_resource``; steps are taken as resource units)."""
+        if self.full_share <= 0:
+            return False
+        last = self.levels[-2]
+        spent = sum(r.last_step or 0 for r in history if r.state is not TrialState.FAILED)
+        full = sum(self.max_resource for r in history if (r.last_step or 0) > last)
+        return full < self.full_share * spent
 
     def next_trial(self, history: TrialHistory) -> TrialStart:
         if self.pause:
@@ -177,5 +205,6 @@ class SuccessiveHalving(Scheduler):
             "max_resource": self.max_resource,
             "reduction_factor": self.reduction_factor,
             "pause": self.pause,
+            "full_share": self.full_share,
             "rungs": self.levels,
         }

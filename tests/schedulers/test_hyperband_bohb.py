@@ -55,11 +55,11 @@ def test_bohb_fits_the_highest_rung_with_enough_results(record, history):
     bohb = BOHB(5, seed=0, min_points_in_model=3)
     trials = [record(n, {1: 0.1 * n}, TrialState.PRUNED, x=0) for n in range(5)]
     trials += [record(5 + n, {1: 0.5, 3: 0.2 * n}, TrialState.RUNNING) for n in range(3)]
-    fitted = bohb.rung_history(history(*trials, space=SPACE))
+    fitted = bohb.model_history(history(*trials, space=SPACE), SPACE)
     values = {r.number: r.value for r in fitted.complete()}
     assert values == {5: 0.0, 6: 0.2, 7: 0.4}  # rung 3 has 3 results; rung 5 has none
     assert {r.number for r in fitted if r.state is TrialState.PRUNED} == set(range(5))
-    assert bohb.rung_history(history(*trials[:2], space=SPACE)) is None
+    assert bohb.model_history(history(*trials[:2], space=SPACE), SPACE) is None
 
 
 def test_bohb_proposals_are_pure_and_inside_the_space(record, history):

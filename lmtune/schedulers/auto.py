@@ -1,0 +1,60 @@
+"""``auto``: lmtune's one default multi-fidelity strategy, the same from a study file (``scheduler: {name: auto,
+max_resource: 5}``) and from Python (``scheduler="auto"`` with ``max_resource``, or
+:func:`default_multifidelity_scheduler`).
+
+It is :class:`~lmtune.schedulers.bohb.BOHB` with the settings that did best on ``benchmarks/multifidelity`` (see
+docs/strategies.md for the tables): one bracket (ASHA that stops trials outside the top third of each rung), the
+first trial at the prior mode or centre of the space, a model (GP or TPE, as ``sampler: auto`` chooses) fitted
+across all rungs, and a budget-aware top rung
+that keeps a share of the resource on fully trained candidates. The choice and its reasons are logged once.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from lmtune.schedulers.bohb import BOHB
+
+__all__ = ["AUTO_SETTINGS", "default_multifidelity_scheduler"]
+
+logger = logging.getLogger("lmtune")
+
+#: The BOHB settings ``auto`` chooses, beside the rungs the caller gives.
+AUTO_SETTINGS = {
+    "reduction_factor": 3,
+    "n_brackets": 1,
+    "model": "auto",
+    "model_rungs": "all",
+    "initial": "centre",
+    "full_share": 0.3,
+    "random_fraction": 1 / 3,
+}
+
+_WHY = (
+    "one bracket: the extra Hyperband brackets cost more than they saved on short budgets; first trial at the "
+    "prior mode or centre: a sensible configuration is fully trained early; the model (GP for few numeric "
+    "parameters, else TPE, as sampler auto chooses) fitted across all rungs: it learns from every report, not only "
+    "the few trials at the top rung; top rung keeps {share:.0%} of the "
+    "resource on fully trained candidates, so the final choice rests on enough of them"
+)
+
+
+def default_multifidelity_scheduler(
+    max_resource: int,
+    min_resource: int = 1,
+    *,
+    resource: str = "epoch",
+    pause: bool = False,
+    seed: int = 0,
+) -> BOHB:
+    """lmtune's default multi-fidelity strategy (``scheduler: {name: auto}``): BOHB with :data:`AUTO_SETTINGS`
+    on rungs from ``min_resource`` to ``max_resource`` (in ``resource`` units); logs what it chose and why."""
+    scheduler = BOHB(max_resource, min_resource, pause=pause, resource=resource, seed=seed, **AUTO_SETTINGS)  # type: ignore[arg-type]
+    logger.info(
+        "scheduler auto: BOHB, rungs %s %ss, %s; why: %s",
+        scheduler.levels,
+        resource,
+        ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in AUTO_SETTINGS.items()),
+        _WHY.format(share=AUTO_SETTINGS["full_share"]),
+    )
+    return scheduler

@@ -1,0 +1,127 @@
+"""``scheduler: auto``, lmtune's default multi-fidelity strategy, and BOHB on define-by-run objectives."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lmtune
+from lmtune.config import build_spec
+from lmtune.exceptions import ConfigError
+from lmtune.executors.curves import MultiFidelityHartmann
+from lmtune.executors.simulated import SimulatedExecutor
+from lmtune.samplers import RandomSampler, TPESampler
+from lmtune.schedulers import BOHB, SuccessiveHalving, default_multifidelity_scheduler, scheduler_from_config
+from lmtune.schedulers.bohb import centre_point
+from lmtune.space import CategoricalDistribution, FloatDistribution, Prior, SearchSpace
+
+
+def test_study_file_and_python_build_the_same_default():
+    from_file = build_spec(
+        {
+            "study": "s",
+            "objective": "math:sqrt",
+            "scheduler": {"name": "auto", "resource": "epoch", "min_resource": 1, "max_resource": 5},
+        },
+        Path("s.yaml"),
+    ).scheduler
+    from_python = default_multifidelity_scheduler(5)
+    from_mapping = lmtune.create_study(scheduler={"name": "auto", "max_resource": 5}).scheduler
+    assert from_file.describe() == from_python.describe() == from_mapping.describe()
+    assert from_python.describe()["n_brackets"] == 1
+
+
+def test_auto_without_max_resource_names_the_field():
+    with pytest.raises(ConfigError, match="scheduler.max_resource is required for scheduler 'auto'"):
+        lmtune.create_study(scheduler="auto")
+
+
+def test_auto_logs_what_it_chose_and_why(caplog):
+    with caplog.at_level(logging.INFO, logger="lmtune"):
+        scheduler_from_config({"name": "auto", "max_resource": 9})
+    message = next(r.getMessage() for r in caplog.records if "scheduler auto" in r.getMessage())
+    assert "rungs [1, 3, 9]" in message and "why:" in message and "fully trained" in message
+
+
+def test_the_first_trial_is_the_prior_mode_or_the_centre():
+    space = SearchSpace(
+        {
+            "lr": FloatDistribution(1e-5, 1e-1, log=True),
+            "dropout": FloatDistribution(0.0, 0.5, prior=Prior(0.1, 0.5)),
+            "batch": CategoricalDistribution([8, 16, 32, 64, 128]),
+            "optimizer": CategoricalDistribution(["adamw", "sgd"]),
+        }
+    )
+    point = centre_point(space)
+    assert point == {"lr": pytest.approx(1e-3), "dropout": 0.1, "batch": 32, "optimizer": "adamw"}
+
+
+def _simulate(scheduler, seed, budget=10, workers=1):
+    objective = MultiFidelityHartmann(3, "good", seed=seed)
+    study = lmtune.create_study(
+        "minimize", space=objective.space, sampler=RandomSampler(seed), scheduler=scheduler
+    )
+    return SimulatedExecutor(objective, workers, budget * objective.max_resource).run(study), objective
+
+
+def test_auto_is_deterministic_under_its_seed():
+    first, _ = _simulate(default_multifidelity_scheduler(5, seed=3), 3, budget=4, workers=2)
+    again, _ = _simulate(default_multifidelity_scheduler(5, seed=3), 3, budget=4, workers=2)
+    other, _ = _simulate(default_multifidelity_scheduler(5, seed=4), 3, budget=4, workers=2)
+    assert [(e.trial, e.epoch, e.params) for e in first.events] == [
+        (e.trial, e.epoch, e.params) for e in again.events
+    ]
+    assert [e.params for e in first.events] != [e.params for e in other.events]
+
+
+def test_auto_beats_random_search_with_asha_on_hartmann():
+    def regret(scheduler, seed):
+        result, objective = _simulate(scheduler, seed)
+        return result.incumbent_at(10 * objective.max_resource).value - objective.best_value
+
+    seeds = range(4)
+    auto = [regret(default_multifidelity_scheduler(5, seed=s), s) for s in seeds]
+    asha = [regret(SuccessiveHalving(5), s) for s in seeds]
+    assert np.mean(auto) < np.mean(asha)
+
+
+def test_budget_aware_top_rung_trains_more_candidates_fully():
+    def full_trainings(full_share):
+        scheduler = BOHB(5, seed=0, n_brackets=1, model="tpe", full_share=full_share)
+        result, objective = _simulate(scheduler, 0)
+        return sum(e.epoch == objective.max_resource for e in result.events)
+
+    assert full_trainings(0.5) > full_trainings(0.0)
+
+
+def _define_by_run(scheduler, sampler, n_trials=24):
+    """A define-by-run objective (no declared space) reporting 5 epochs of a noisy quadratic."""
+
+    def objective(trial):
+        x = trial.suggest_float("x", 0.0, 1.0)
+        y = trial.suggest_float("y", 0.0, 1.0)
+        value = (x - 0.3) ** 2 + (y - 0.7) ** 2
+        for epoch in range(1, 6):
+            trial.report(value + 0.5 / epoch, epoch)
+            if trial.should_stop():
+                return None
+        return value
+
+    study = lmtune.create_study(sampler=sampler, scheduler=scheduler)
+    study.optimize(objective, n_trials=n_trials)
+    return [(r.params["x"], r.params["y"]) for r in study.history()]
+
+
+def test_bohb_uses_its_model_on_define_by_run_objectives():
+    bohb = _define_by_run(BOHB(5, seed=0, n_brackets=1, model="tpe", random_fraction=0.0), TPESampler(seed=0))
+    tpe_asha = _define_by_run(SuccessiveHalving(5), TPESampler(seed=0))
+    assert bohb != tpe_asha
+    # The model's proposals are the trials' parameters once a trial finished (the first one runs the sampler's).
+    assert bohb[0] == tpe_asha[0]
+    assert (
+        _define_by_run(BOHB(5, seed=0, n_brackets=1, model="tpe", random_fraction=0.0), TPESampler(seed=0))
+        == bohb
+    )
