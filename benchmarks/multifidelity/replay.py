@@ -2,8 +2,8 @@
 
 Run by ``run.py`` in the method's interpreter (a peer's virtual environment or this one):
 
-    python benchmarks/multifidelity/replay.py --method "lmtune auto" --task sst2 --workers 1 --budget 15 \\
-        --seeds 0 1 2 --out benchmarks/results/multifidelity
+    python benchmarks/multifidelity/replay.py --method "lmtune auto" --budget 15 \\
+        --out benchmarks/results/multifidelity --runs sst2:1:0 sst2:1:1 mfh3-good:8:0
 
 A run is stored as ``OUT/<task>/w<workers>-b<budget>/<method>/<seed>.json``: the incumbent trajectory (epochs used,
 value and recorded test metric each time the best fully trained configuration improved) and the epochs used at
@@ -52,23 +52,32 @@ def replay(method: str, task: str, workers: int, seed: int, budget: int) -> dict
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--method", required=True, choices=list(PEERS))
-    parser.add_argument("--task", required=True, choices=list(TASKS))
-    parser.add_argument("--workers", type=int, required=True)
-    parser.add_argument("--budget", type=int, required=True)
-    parser.add_argument("--seeds", type=int, nargs="+", required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
-    for seed in args.seeds:
-        path = result_path(args.out, args.task, args.workers, args.budget, args.method, seed)
-        run = replay(args.method, args.task, args.workers, seed, args.budget)
+def replay_and_store(method: str, runs: list[tuple[str, int, int]], budget: int, out: Path) -> None:
+    """Replay ``runs`` (task, workers, seed) of ``method`` and store each as soon as it is done."""
+    for task, workers, seed in runs:
+        path = result_path(out, task, workers, budget, method, seed)
+        run = replay(method, task, workers, seed, budget)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(run))
         tmp.replace(path)
-        print(f"{args.method} {args.task} w{args.workers} seed {seed}: {run['cpu_seconds']} s", flush=True)
+        print(f"{method} {task} w{workers} seed {seed}: {run['cpu_seconds']} s", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--method", required=True, choices=list(PEERS))
+    parser.add_argument("--budget", type=int, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--runs", nargs="+", required=True, help="TASK:WORKERS:SEED")
+    args = parser.parse_args()
+    runs = []
+    for spec in args.runs:
+        task, workers, seed = spec.rsplit(":", 2)
+        if task not in TASKS:
+            parser.error(f"--runs: unknown task {task!r}; use one of {sorted(TASKS)}")
+        runs.append((task, int(workers), int(seed)))
+    replay_and_store(args.method, runs, args.budget, args.out)
 
 
 if __name__ == "__main__":

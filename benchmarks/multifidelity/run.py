@@ -39,7 +39,7 @@ from scipy.stats import mannwhitneyu, wilcoxon
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from peers import PEERS  # noqa: E402
-from replay import result_path  # noqa: E402
+from replay import replay_and_store, result_path  # noqa: E402
 from tasks import TASKS, TEST_METRIC  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -63,17 +63,19 @@ def missing(out: Path, task: str, workers: int, budget: int, method: str, seeds:
     return [s for s in seeds if not result_path(out, task, workers, budget, method, s).exists()]
 
 
-def run_group(
-    python: str, method: str, task: str, workers: int, budget: int, seeds: list[int], out: Path
-) -> str:
-    """Replay ``seeds`` of one method in its interpreter; returns the last line it printed (or its error)."""
-    command = [python, str(HERE / "replay.py"), "--method", method, "--task", task, "--workers", str(workers)]
-    command += ["--budget", str(budget), "--out", str(out), "--seeds", *map(str, seeds)]
+def run_group(python: str, method: str, runs: list[tuple[str, int, int]], budget: int, out: Path) -> str:
+    """Replay ``runs`` of one method: in this process for lmtune and Optuna, else in the peer's interpreter (one
+    process for all its runs, so its imports are paid once). Returns the last line printed or the error."""
+    if python == sys.executable:
+        replay_and_store(method, runs, budget, out)
+        return f"{method}: {len(runs)} runs"
+    command = [python, str(HERE / "replay.py"), "--method", method, "--budget", str(budget), "--out", str(out)]
+    command += ["--runs", *(f"{t}:{w}:{s}" for t, w, s in runs)]
     root = str(HERE.parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
-        return f"FAILED {method} {task} w{workers}: {done.stderr.strip().splitlines()[-1:]}"
+        return f"FAILED {method}: {done.stderr.strip().splitlines()[-1:]}"
     return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
 
 
@@ -240,15 +242,18 @@ def main() -> None:
         for first in range(0, args.seeds, args.chunk):
             chunk = seeds[first : first + args.chunk]
             groups = []
-            for workers in args.workers:
-                for task in args.tasks:
-                    for method in methods:
-                        python = interpreter(method, args.venvs)
-                        todo = missing(args.out, task, workers, args.budget, method, chunk)
-                        if python is None:
-                            print(f"skipped {method}: no environment {PEERS[method].venv!r} under --venvs")
-                        elif todo:
-                            groups.append((python, method, task, workers, args.budget, todo, args.out))
+            for method in methods:
+                python = interpreter(method, args.venvs)
+                todo = [
+                    (task, workers, seed)
+                    for workers in args.workers
+                    for task in args.tasks
+                    for seed in missing(args.out, task, workers, args.budget, method, chunk)
+                ]
+                if python is None:
+                    print(f"skipped {method}: no environment {PEERS[method].venv!r} under --venvs")
+                elif todo:
+                    groups.append((python, method, todo, args.budget, args.out))
             with ThreadPoolExecutor(args.jobs) as pool:
                 for line in pool.map(lambda g: run_group(*g), groups):
                     print(line, flush=True)
