@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# This folder (the task and peer modules) and the repository root (the lmtune beside the benchmarks) come first.
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[2])]
 
 from tasks import TASKS  # noqa: E402
 
@@ -26,15 +27,12 @@ BEFORE = {"n_brackets": 1}
 #: Variant -> BOHB settings (None: ASHA with random search).
 VARIANTS = {
     "random + ASHA": None,
-    "before (TPE, highest rung)": BEFORE,
+    "before: TPE on the highest rung": BEFORE,
     "+ centre start": BEFORE | {"initial": "centre"},
-    "+ model across rungs (TPE)": BEFORE | {"model_rungs": "all"},
-    "+ full_share 0.5": BEFORE | {"full_share": 0.5},
-    "centre + across rungs + full_share 0.3 (TPE)": BEFORE
-    | {"initial": "centre", "model_rungs": "all", "full_share": 0.3},
-    "centre + highest rung + full_share 0.5, GP": BEFORE
-    | {"initial": "centre", "full_share": 0.5, "model": "gp"},
-    "auto": {k: v for k, v in AUTO_SETTINGS.items()},
+    "+ model across rungs": BEFORE | {"model_rungs": "all"},
+    "+ budget-aware top rung (0.3)": BEFORE | {"full_share": 0.3},
+    "+ GP/TPE by sampler auto's rule": BEFORE | {"model": "auto"},
+    "auto (all four)": dict(AUTO_SETTINGS),
 }
 
 

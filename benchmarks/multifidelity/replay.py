@@ -19,7 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# This folder (the task and peer modules) and the repository root (the lmtune beside the benchmarks) come first.
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[2])]
 
 from peers import PEERS  # noqa: E402
 from tasks import TASKS, TEST_METRIC  # noqa: E402

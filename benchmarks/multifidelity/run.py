@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import mannwhitneyu, wilcoxon
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# This folder (the task and peer modules) and the repository root (the lmtune beside the benchmarks) come first.
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[2])]
 
 from peers import PEERS  # noqa: E402
 from replay import replay_and_store, result_path  # noqa: E402
@@ -137,33 +138,38 @@ def versus(mine: list[float], theirs: list[float], paired: bool) -> str:
     return f"{'worse' if np.mean(a) > np.mean(b) else 'better'} (p={p:.3f})"
 
 
-def protocol_table(
-    data: dict[str, dict[int, dict]], task: str, workers: int, budget: int
-) -> tuple[str, dict]:
-    """The protocol table for one task and worker count; also returns each method's mean regret."""
-    seeds = sorted(set.intersection(*(set(runs) for runs in data.values() if runs)) or set())
-    regrets = {m: [final_regret(runs[s]) for s in seeds] for m, runs in data.items() if runs}
-    worst = np.nanmax([v for vs in regrets.values() for v in vs] or [0.0])
-    regrets = {m: [worst if np.isnan(v) else v for v in vs] for m, vs in regrets.items()}
+def protocol_table(data: dict[str, dict[int, dict]], task: str, workers: int, budget: int) -> tuple[str, dict]:
+    """The protocol table for one task and worker count; also returns each method's mean regret. Each method is
+    summarised over its own seeds; the test against lmtune's default pairs the seeds both have."""
+    data = {m: runs for m, runs in data.items() if runs}
+    raw = {m: {s: final_regret(r) for s, r in runs.items()} for m, runs in data.items()}
+    worst = np.nanmax([v for vs in raw.values() for v in vs.values()] + [0.0])
+    regrets = {m: {s: worst if np.isnan(v) else v for s, v in vs.items()} for m, vs in raw.items()}
     lines = [
-        f"#### {task}, {workers} worker{'s' if workers > 1 else ''}: score within {budget} full trainings "
-        f"({len(seeds)} seeds)",
+        f"#### {task}, {workers} worker{'s' if workers > 1 else ''}: score within {budget} full trainings",
         "",
-        "| method | mean regret | median regret | mean score | full trainings | vs lmtune auto (paired) |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| method | seeds | mean regret | median regret | mean score | full trainings | vs lmtune auto (paired) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     means = {}
-    for method, vs in regrets.items():
+    for method, by_seed in regrets.items():
         runs = data[method]
-        sign = -1.0 if runs[seeds[0]]["direction"] == "maximize" else 1.0
-        best = runs[seeds[0]]["best_value"]
-        scores = [best + sign * v for v in vs]
-        limit = budget * runs[seeds[0]]["unit"]
-        full = np.mean([sum(1 for u in runs[s]["full_trainings"] if u <= limit) for s in seeds])
-        means[method] = float(np.mean(vs))
-        test = "-" if method == DEFAULT else versus(vs, regrets[DEFAULT], paired=True)
+        first = next(iter(runs.values()))
+        sign = -1.0 if first["direction"] == "maximize" else 1.0
+        values = list(by_seed.values())
+        scores = [first["best_value"] + sign * v for v in values]
+        limit = budget * first["unit"]
+        full = np.mean([sum(1 for u in r["full_trainings"] if u <= limit) for r in runs.values()])
+        means[method] = float(np.mean(values))
+        common = sorted(set(by_seed) & set(regrets[DEFAULT]))
+        test = (
+            "-"
+            if method == DEFAULT
+            else versus([by_seed[s] for s in common], [regrets[DEFAULT][s] for s in common], paired=True)
+        )
         lines.append(
-            f"| {method} | {np.mean(vs):.4f} | {np.median(vs):.4f} | {np.mean(scores):.4f} | {full:.1f} | {test} |"
+            f"| {method} | {len(values)} | {np.mean(values):.4f} | {np.median(values):.4f} | "
+            f"{np.mean(scores):.4f} | {full:.1f} | {test} |"
         )
     return "\n".join(lines), means
 
@@ -210,15 +216,21 @@ def budget_table(data: dict[str, dict[int, dict]], task: str, workers: int, budg
 
 
 def summary(means: dict[tuple[str, int], dict[str, float]], workers: list[int], methods: list[str]) -> str:
-    lines = ["#### Mean regret summed over the tasks (tasks where every method has runs)", ""]
-    head = "| method | " + " | ".join(f"{w} worker{'s' if w > 1 else ''}" for w in workers) + " |"
-    lines += [head, "|" + " --- |" * (len(workers) + 1)]
-    for method in methods:
-        cells = []
-        for w in workers:
-            tasks = [m for (t, ww), m in means.items() if ww == w and all(x in m for x in methods)]
-            cells.append(f"{sum(m[method] for m in tasks):.4f} ({len(tasks)} tasks)" if tasks else "-")
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    """Each method's mean regret summed over the tasks it ran, beside lmtune's default on the same tasks."""
+    lines = [
+        "#### Mean regret summed over the tasks (each method beside lmtune auto on the same tasks)",
+        "",
+        "| method | workers | tasks | summed mean regret | lmtune auto, same tasks |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for w in workers:
+        for method in methods:
+            tasks = [t for (t, ww), m in means.items() if ww == w and method in m]
+            if not tasks:
+                continue
+            mine = sum(means[(t, w)][method] for t in tasks)
+            auto = sum(means[(t, w)][DEFAULT] for t in tasks)
+            lines.append(f"| {method} | {w} | {len(tasks)} | {mine:.4f} | {auto:.4f} |")
     return "\n".join(lines)
 
 
