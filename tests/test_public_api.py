@@ -57,6 +57,8 @@ PUBLIC = {
         "TrialStart",
         "NoScheduler",
         "scheduler_from_config",
+        "default_multifidelity_scheduler",
+        "as_scheduler",
     ],
     "lmtune.storage": ["Storage", "InMemoryStorage", "get_storage", "SCHEMA_VERSION"],
     "lmtune.exceptions": [
