@@ -57,7 +57,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--budget", type=int, default=15)
-    parser.add_argument("--tasks", nargs="+", default=["sst2", "mfh3-good", "mfh3-bad", "mfh6-good", "mfh6-bad"])
+    parser.add_argument(
+        "--tasks", nargs="+", default=["sst2", "mfh3-good", "mfh3-bad", "mfh6-good", "mfh6-bad"]
+    )
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = parser.parse_args()
     print("| variant | " + " | ".join(args.tasks) + " |")

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Mapping
 from typing import Any
 
-from lmtune.executors.curves import MultiFidelityFunction
+from lmtune.benchmarking.curves import MultiFidelityFunction
 from lmtune.executors.simulated import Driver, Job
 from lmtune.space import CategoricalDistribution, FloatDistribution, IntDistribution, SearchSpace
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from lmtune.executors.curves import MultiFidelityFunction
+from lmtune.benchmarking.curves import MultiFidelityFunction
 from lmtune.executors.simulated import Driver, Job
 from lmtune.space import CategoricalDistribution, FloatDistribution, IntDistribution, SearchSpace
 

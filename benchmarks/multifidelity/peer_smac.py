@@ -11,7 +11,7 @@ from typing import Any
 
 from peer_dehb import configspace, params_of
 
-from lmtune.executors.curves import MultiFidelityFunction
+from lmtune.benchmarking.curves import MultiFidelityFunction
 from lmtune.executors.simulated import Driver, Job
 
 

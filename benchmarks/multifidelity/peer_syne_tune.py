@@ -11,7 +11,7 @@ import datetime
 import logging
 from typing import Any
 
-from lmtune.executors.curves import MultiFidelityFunction
+from lmtune.benchmarking.curves import MultiFidelityFunction
 from lmtune.executors.simulated import Driver, Job
 from lmtune.space import CategoricalDistribution, FloatDistribution, IntDistribution, SearchSpace
 

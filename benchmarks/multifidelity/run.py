@@ -70,7 +70,16 @@ def run_group(python: str, method: str, runs: list[tuple[str, int, int]], budget
     if python == sys.executable:
         replay_and_store(method, runs, budget, out)
         return f"{method}: {len(runs)} runs"
-    command = [python, str(HERE / "replay.py"), "--method", method, "--budget", str(budget), "--out", str(out)]
+    command = [
+        python,
+        str(HERE / "replay.py"),
+        "--method",
+        method,
+        "--budget",
+        str(budget),
+        "--out",
+        str(out),
+    ]
     command += ["--runs", *(f"{t}:{w}:{s}" for t, w, s in runs)]
     root = str(HERE.parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
@@ -138,7 +147,9 @@ def versus(mine: list[float], theirs: list[float], paired: bool) -> str:
     return f"{'worse' if np.mean(a) > np.mean(b) else 'better'} (p={p:.3f})"
 
 
-def protocol_table(data: dict[str, dict[int, dict]], task: str, workers: int, budget: int) -> tuple[str, dict]:
+def protocol_table(
+    data: dict[str, dict[int, dict]], task: str, workers: int, budget: int
+) -> tuple[str, dict]:
     """The protocol table for one task and worker count; also returns each method's mean regret. Each method is
     summarised over its own seeds; the test against lmtune's default pairs the seeds both have."""
     data = {m: runs for m, runs in data.items() if runs}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from lmtune.executors.curves import MultiFidelityFunction, MultiFidelityHartmann, RecordedCurves
+from lmtune.benchmarking.curves import MultiFidelityFunction, MultiFidelityHartmann, RecordedCurves
 from lmtune.nlp.presets import get_preset
 from lmtune.space import CategoricalDistribution, FloatDistribution, Prior, SearchSpace
 
@@ -34,7 +34,7 @@ def _sst2_prior(seed: int) -> MultiFidelityFunction:
 
 def _lcbench(instance: str) -> Callable[[int], MultiFidelityFunction]:
     def make(seed: int) -> MultiFidelityFunction:
-        from lmtune.executors.lcbench import LCBench
+        from lmtune.benchmarking.lcbench import LCBench
 
         return LCBench(instance, seed=seed)
 

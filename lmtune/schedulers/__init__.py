@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from lmtune.exceptions import ConfigError
-from lmtune.schedulers.auto import default_multifidelity_scheduler
+from lmtune.schedulers.auto import AutoScheduler, default_multifidelity_scheduler
 from lmtune.schedulers.base import Action, Decision, NoScheduler, Scheduler, TrialStart
 from lmtune.schedulers.bohb import BOHB
 from lmtune.schedulers.curve import CurveExtrapolation
@@ -18,6 +18,7 @@ from lmtune.schedulers.successive_halving import SuccessiveHalving
 
 __all__ = [
     "BOHB",
+    "AutoScheduler",
     "SCHEDULERS",
     "Action",
     "CurveExtrapolation",
@@ -34,9 +35,9 @@ __all__ = [
     "scheduler_from_config",
 ]
 
-#: The study file's ``scheduler.name`` values, each a class or a function building the scheduler.
-SCHEDULERS: dict[str, Callable[..., Scheduler]] = {
-    "auto": default_multifidelity_scheduler,
+#: The study file's ``scheduler.name`` values.
+SCHEDULERS: dict[str, type[Scheduler]] = {
+    "auto": AutoScheduler,
     "none": NoScheduler,
     "median": MedianStopping,
     "asha": SuccessiveHalving,

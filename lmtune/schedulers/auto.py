@@ -15,7 +15,7 @@ import logging
 
 from lmtune.schedulers.bohb import BOHB
 
-__all__ = ["AUTO_SETTINGS", "default_multifidelity_scheduler"]
+__all__ = ["AUTO_SETTINGS", "AutoScheduler", "default_multifidelity_scheduler"]
 
 logger = logging.getLogger("lmtune")
 
@@ -39,22 +39,32 @@ _WHY = (
 )
 
 
-def default_multifidelity_scheduler(
-    max_resource: int,
-    min_resource: int = 1,
-    *,
-    resource: str = "epoch",
-    pause: bool = False,
-    seed: int = 0,
-) -> BOHB:
-    """lmtune's default multi-fidelity strategy (``scheduler: {name: auto}``): BOHB with :data:`AUTO_SETTINGS`
-    on rungs from ``min_resource`` to ``max_resource`` (in ``resource`` units); logs what it chose and why."""
-    scheduler = BOHB(max_resource, min_resource, pause=pause, resource=resource, seed=seed, **AUTO_SETTINGS)  # type: ignore[arg-type]
-    logger.info(
-        "scheduler auto: BOHB, rungs %s %ss, %s; why: %s",
-        scheduler.levels,
-        resource,
-        ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in AUTO_SETTINGS.items()),
-        _WHY.format(share=AUTO_SETTINGS["full_share"]),
-    )
-    return scheduler
+class AutoScheduler(BOHB):
+    """lmtune's default multi-fidelity strategy (``scheduler: {name: auto}``): BOHB with :data:`AUTO_SETTINGS` on
+    rungs from ``min_resource`` to ``max_resource`` (in ``resource`` units); logs what it chose and why."""
+
+    def __init__(
+        self,
+        max_resource: int,
+        min_resource: int = 1,
+        *,
+        resource: str = "epoch",
+        pause: bool = False,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(
+            max_resource, min_resource, pause=pause, resource=resource, seed=seed, **AUTO_SETTINGS
+        )  # type: ignore[arg-type]
+        logger.info(
+            "scheduler auto: BOHB, rungs %s %ss, %s; why: %s",
+            self.levels,
+            resource,
+            ", ".join(
+                f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in AUTO_SETTINGS.items()
+            ),
+            _WHY.format(share=AUTO_SETTINGS["full_share"]),
+        )
+
+
+#: The name Python callers have used for the default; the same class.
+default_multifidelity_scheduler = AutoScheduler

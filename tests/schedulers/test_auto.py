@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import lmtune
+from lmtune.benchmarking.curves import MultiFidelityHartmann
 from lmtune.config import build_spec
 from lmtune.exceptions import ConfigError
-from lmtune.executors.curves import MultiFidelityHartmann
 from lmtune.executors.simulated import SimulatedExecutor
 from lmtune.samplers import RandomSampler, TPESampler
 from lmtune.schedulers import BOHB, SuccessiveHalving, default_multifidelity_scheduler, scheduler_from_config

@@ -5,6 +5,7 @@ from __future__ import annotations
 from lmtune.schedulers import (
     BOHB,
     SCHEDULERS,
+    AutoScheduler,
     CurveExtrapolation,
     Hyperband,
     MedianStopping,
@@ -42,6 +43,11 @@ class TestHyperbandConformance(SchedulerConformance):
 class TestBohbConformance(SchedulerConformance):
     scheduler_class = BOHB
     scheduler_options = {"max_resource": 9, "reduction_factor": 3}
+
+
+class TestAutoSchedulerConformance(SchedulerConformance):
+    scheduler_class = AutoScheduler
+    scheduler_options = {"max_resource": 9}
 
 
 class TestPopulationBasedTrainingConformance(SchedulerConformance):
