@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import assert_checkpoints_within_budget
+from checkpoint_budget_checks import assert_checkpoints_within_budget
 from parallel_objectives import CHECKPOINT_BYTES, writes_checkpoint
 
 import lmtune

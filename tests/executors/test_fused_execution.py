@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 import torch
+from checkpoint_budget_checks import assert_checkpoints_within_budget, checkpoint_folder_sizes
 from click.testing import CliRunner
-from conftest import assert_checkpoints_within_budget, checkpoint_folder_sizes
 
 import lmtune
 from lmtune.checkpoints import CheckpointBudget

@@ -77,7 +77,7 @@ def test_ray_kills_a_trial_past_its_timeout(ray_runtime, tmp_path):
 
 def test_the_checkpoint_budget_holds_for_trials_run_on_ray(ray_runtime, tmp_path):
     import parallel_objectives
-    from conftest import assert_checkpoints_within_budget
+    from checkpoint_budget_checks import assert_checkpoints_within_budget
 
     from lmtune.checkpoints import CheckpointBudget
 
