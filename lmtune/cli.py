@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import click
 
-from lmtune.config import DEFAULT_STORAGE, StudySpec, load_study_file
+from lmtune.config import DEFAULT_STORAGE, StudySpec, check_machine, load_study_file
 from lmtune.exceptions import ConfigError, LmtuneError, StudyNotFoundError
 from lmtune.executors import RetryPolicy, make_executor
 from lmtune.executors.fused import fused_executor_for
@@ -60,17 +60,34 @@ def main(verbose: bool) -> None:
     configure_logging(verbose)
 
 
-def _open_storage(url: str | None, must_exist: bool = True) -> Storage:
-    url = url or DEFAULT_STORAGE
-    if must_exist and url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        path = Path(url[len("sqlite:///") :])
+def _storage_url(given: str | None, default: str = DEFAULT_STORAGE) -> str:
+    """The --storage URL, or the default when the option is absent (an empty one is a mistake, not the default)."""
+    if given is None:
+        return default
+    if not given.strip():
+        raise ConfigError(
+            "--storage: must not be empty; give a URL such as sqlite:///lmtune.db, or leave it out"
+        )
+    return given
+
+
+def _open_storage(url: str | None) -> Storage:
+    """An existing lmtune database, opened only to read: inspecting never creates tables or files."""
+    url = _storage_url(url)
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        path = Path(url[len("sqlite:///") :].split("?", 1)[0])
         if not path.is_file():
             raise ConfigError(f"no database at {str(path)!r}; give --storage URL or run a study first")
-    return get_storage(url)
+    return get_storage(url, read_only=True)
 
 
 # run / validate ---------------------------------------------------------------------------------------------------
 def _open_study(spec: StudySpec, storage_url: str) -> Study:
+    if "mode=ro" in storage_url.partition("?")[2]:
+        raise ConfigError(
+            f"storage {storage_url!r} is opened read-only (?mode=ro), but running a study writes trials; "
+            f"remove ?mode=ro"
+        )
     storage = get_storage(storage_url)
     try:
         info = storage.get_study(spec.name)
@@ -201,7 +218,8 @@ def _run_options(function: F) -> F:
 def run(study_file: Path, storage: str | None, n_trials: int | None, workers: int | None) -> None:
     """Create or resume the study of STUDY_FILE and run the trials it still misses."""
     spec = load_study_file(study_file)
-    study = _open_study(spec, storage or spec.storage)
+    check_machine(spec)
+    study = _open_study(spec, _storage_url(storage, spec.storage))
     _enqueue_new(study, spec.enqueue)
     total = n_trials or spec.n_trials
     trackers = _trackers(spec)
@@ -242,7 +260,8 @@ def worker(study_file: Path, storage: str | None, n_trials: int | None, workers:
         raise ConfigError(
             f"{study_file}: a worker needs `n_trials:` in the file or --n-trials, to know when to stop"
         )
-    study = _open_study(spec, storage or spec.storage)
+    check_machine(spec)
+    study = _open_study(spec, _storage_url(storage, spec.storage))
     try:
         with _progress(spec, study, total) as progress:
             _optimize(spec, study, total, workers, [progress, *_trackers(spec)], wait_for_running=True)
@@ -261,6 +280,7 @@ def worker(study_file: Path, storage: str | None, n_trials: int | None, workers:
 def validate(study_file: Path) -> None:
     """Check STUDY_FILE without running anything."""
     spec = load_study_file(study_file)
+    check_machine(spec)
     space = "define-by-run" if spec.space is None else f"{len(spec.space)} parameters"
     click.echo(f"{study_file}: OK (study {spec.name!r}, {spec.direction}, {space}, storage {spec.storage})")
 
@@ -310,11 +330,10 @@ def studies_list(storage: str | None) -> None:
 @user_errors
 def studies_delete(study: str, storage: str | None, yes: bool) -> None:
     """Delete STUDY and all its trials."""
-    store = _open_storage(storage)
-    store.get_study(study)
+    _open_storage(storage).get_study(study)
     if not yes:
         click.confirm(f"delete study {study!r} and all its trials?", abort=True)
-    store.delete_study(study)
+    get_storage(_storage_url(storage)).delete_study(study)
     click.echo(f"deleted {study!r}")
 
 
@@ -354,7 +373,12 @@ def export(study: str, storage: str | None, fmt: str, output: Path | None) -> No
     else:
         if not output.parent.is_dir():
             raise ConfigError(f"--output: folder {str(output.parent)!r} does not exist")
-        output.write_text(text if text.endswith("\n") else text + "\n")
+        try:
+            output.write_text(text if text.endswith("\n") else text + "\n")
+        except OSError as exc:
+            raise ConfigError(
+                f"--output: cannot write {str(output)!r}: {exc.strerror}; choose another path"
+            ) from None
         click.echo(f"wrote {len(s.trials)} trials to {output}", err=True)
 
 
@@ -427,7 +451,14 @@ def dashboard(storage: str | None, host: str, port: int, allow_hosts: tuple[str,
     """Serve a live, read-only web page over the studies in the storage."""
     from lmtune.dashboard import serve
 
-    serve(_open_storage(storage), host=host, port=port, allowed_hosts=allow_hosts)
+    store = _open_storage(storage)
+    try:
+        serve(store, host=host, port=port, allowed_hosts=allow_hosts)
+    except OSError as exc:  # a busy port, an address this machine does not have, a name that does not resolve
+        raise ConfigError(
+            f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc}); choose another port "
+            f"(0 picks a free one) or a local address such as 127.0.0.1"
+        ) from None
 
 
 if __name__ == "__main__":

@@ -14,26 +14,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
 from lmtune.checkpoints import CheckpointBudget
 from lmtune.exceptions import ConfigError, LmtuneError
-from lmtune.executors.settings import ExecutionSettings, execution_from_config
+from lmtune.executors.settings import ExecutionKeys, ExecutionSettings, execution_settings
 from lmtune.samplers import Sampler, sampler_from_config
 from lmtune.schedulers.base import Scheduler
-from lmtune.space import CategoricalDistribution, SearchSpace, coerce_number
+from lmtune.space import CategoricalDistribution, FloatDistribution, SearchSpace, coerce_number
 from lmtune.storage import check_storage_url
+from lmtune.strict_yaml import load_yaml, read_text
+from lmtune.validation import Section, validate_section
 
-__all__ = ["DEFAULT_STORAGE", "StudyFile", "StudySpec", "load_study_file", "resolve_storage_url"]
+__all__ = [
+    "DEFAULT_STORAGE",
+    "StudyFile",
+    "StudySpec",
+    "check_machine",
+    "load_study_file",
+    "resolve_storage_url",
+]
 
 DEFAULT_STORAGE = "sqlite:///lmtune.db"
 
 
-class FinalEvaluationFile(BaseModel):
-    """``final_evaluation:``: re-run the top configurations with several seeds (or folds), then test once."""
+MAX_STUDY_NAME = 200  # characters; the storage holds up to 512
 
-    model_config = ConfigDict(extra="forbid")
+
+class FinalEvaluationFile(Section):
+    """``final_evaluation:``: re-run the top configurations with several seeds (or folds), then test once."""
 
     top_k: int = Field(3, gt=0, description="distinct best configurations to re-run")
     seeds: int | list[int] = Field(3, description="how many fresh seeds (1..n), or the list of seeds")
@@ -41,10 +50,15 @@ class FinalEvaluationFile(BaseModel):
     confidence: float = Field(0.95, gt=0, lt=1, description="level of the reported intervals")
 
 
-class StudyFile(BaseModel):
-    """The schema of a study file. Unknown keys are errors."""
+class CheckpointsFile(Section):
+    """``checkpoints:``: which trial checkpoints stay on disk."""
 
-    model_config = ConfigDict(extra="forbid")
+    keep_best: int = Field(3, ge=1, description="the best COMPLETE trials whose checkpoints are kept")
+    max_bytes: int | None = Field(None, ge=0, description="a size limit of all kept checkpoints, in bytes")
+
+
+class StudyFile(ExecutionKeys):
+    """The schema of a study file. Unknown keys are errors; the execution keys are :class:`ExecutionKeys`."""
 
     study: str = Field(description="the study's name in its storage")
     storage: str | None = Field(None, description="a storage URL; default sqlite:///lmtune.db")
@@ -70,31 +84,28 @@ class StudyFile(BaseModel):
         None, description="experiment trackers: tensorboard, mlflow, wandb (names, or {name: {options}})"
     )
     final_evaluation: FinalEvaluationFile | None = None
-    workers: int | None = Field(None, description="trials at once, each in its own process")
-    executor: str | dict[str, Any] | None = Field(
-        None, description="local (default) or {name: ray, address: auto}"
-    )
-    resources: dict[str, Any] | None = Field(
-        None, description="per trial: gpus_per_trial, processes_per_trial, ..."
-    )
-    trial_timeout: float | None = Field(None, description="seconds after which a trial is killed and failed")
-    retry: dict[str, Any] | None = Field(
-        None, description="{max_retries: N}: re-run trials whose worker was lost"
-    )
-    heartbeat: dict[str, Any] | None = Field(None, description="{interval: 5, grace_period: 30}, in seconds")
-    execution: dict[str, Any] | None = Field(
-        None, description="{fuse: auto|true|false, group_size: N}: train a task's trials in fused groups"
-    )
-    checkpoints: dict[str, Any] | None = Field(
+    checkpoints: CheckpointsFile | None = Field(
         None, description="{keep_best: 3, max_bytes: null}: which trial checkpoints stay on disk"
     )
 
     @field_validator("study")
     @classmethod
-    def _study_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value.strip()
+    def _study_name(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("must not be blank; name the study, e.g. study: my-study")
+        if len(value) > MAX_STUDY_NAME:
+            raise ValueError(f"must be at most {MAX_STUDY_NAME} characters, but has {len(value)}; shorten it")
+        if any(not ch.isprintable() for ch in value):
+            raise ValueError(f"must be printable text without control characters, but got {value!r}")
+        return value
+
+    @field_validator("storage")
+    @classmethod
+    def _storage_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be empty; give a URL such as sqlite:///lmtune.db, or remove the key")
+        return value
 
 
 @dataclass
@@ -122,20 +133,6 @@ class StudySpec:
     checkpoint_budget: CheckpointBudget = field(default_factory=CheckpointBudget)
 
 
-def _format_validation_error(exc: ValidationError) -> str:
-    lines = []
-    for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"]) or "(top level)"
-        if error["type"] == "extra_forbidden":
-            allowed = ", ".join(StudyFile.model_fields)
-            lines.append(f"unknown key `{where}`; allowed keys: {allowed}")
-        elif error["type"] == "missing":
-            lines.append(f"`{where}` is required")
-        else:
-            lines.append(f"`{where}`: {error['msg']}, but got {error.get('input')!r}")
-    return "; ".join(lines)
-
-
 def resolve_storage_url(url: str, base_dir: Path) -> str:
     """Make a relative SQLite path absolute against ``base_dir`` (other URLs are returned unchanged)."""
     prefix = "sqlite:///"
@@ -151,13 +148,18 @@ def import_objective(reference: str, base_dir: Path) -> Callable[..., Any]:
     module_name, sep, attr = reference.partition(":")
     if not sep or not module_name or not attr:
         raise ConfigError(f"`objective` must be written module:function, but got {reference!r}")
-    if str(base_dir) not in sys.path:
-        sys.path.insert(0, str(base_dir))
+    if str(base_dir) not in sys.path:  # after site-packages: a file there never shadows an installed package
+        sys.path.append(str(base_dir))
     try:
         module = importlib.import_module(module_name)
+    except SystemExit as exc:
+        raise ConfigError(
+            f"objective: module {module_name!r} called sys.exit({exc.code!r}) while being imported; "
+            f'move that call under `if __name__ == "__main__":`'
+        ) from None
     except Exception as exc:  # any import failure is the user's to fix
         raise ConfigError(
-            f"`objective`: cannot import module {module_name!r}: {type(exc).__name__}: {exc}"
+            f"objective: cannot import module {module_name!r}: {type(exc).__name__}: {exc}"
         ) from None
     function = getattr(module, attr, None)
     if not callable(function):
@@ -168,15 +170,7 @@ def import_objective(reference: str, base_dir: Path) -> Callable[..., Any]:
 def read_yaml(path: Path) -> Mapping[str, Any]:
     if not path.is_file():
         raise ConfigError(f"study file {str(path)!r} does not exist or is not a file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"not valid YAML{where}: {problem}") from None
-    except UnicodeDecodeError:
-        raise ConfigError("not a UTF-8 text file") from None
+    data = load_yaml(read_text(path))
     if data is None:
         raise ConfigError("the file is empty; it needs at least `study:` and `objective:` (or `task:`)")
     if not isinstance(data, Mapping):
@@ -201,6 +195,39 @@ def _space(model: StudyFile, task: Any) -> SearchSpace | None:
     return SearchSpace.from_dict(spec)
 
 
+def _check_griddable(space: SearchSpace) -> None:
+    """``sampler: grid`` needs a finite list of values for every parameter."""
+    for name, distribution in space.items():
+        if isinstance(distribution, FloatDistribution) and distribution.step is None:
+            try:
+                distribution.grid_values()
+            except ConfigError as exc:
+                raise ConfigError(f"space.{name}: {exc} (sampler grid)") from None
+
+
+def _check_training_params(task: Any, space: SearchSpace | None) -> None:
+    """Each training value the file fixes or searches (``task.training``, the space's bounds and choices) must be
+    one the training loop accepts, or every trial would fail with it."""
+    from lmtune.nlp.hyperparameters import Hyperparameters
+
+    training = dict(task.spec.training)
+    try:
+        Hyperparameters.from_params(training)
+    except ConfigError as exc:
+        raise ConfigError(f"task.training: {exc}") from None
+    for name, distribution in (space or {}).items():
+        values = (
+            distribution.choices
+            if isinstance(distribution, CategoricalDistribution)
+            else (distribution.low, distribution.high)  # type: ignore[attr-defined]
+        )
+        for value in values:
+            try:
+                Hyperparameters.from_params({**training, name: value})
+            except (ConfigError, TypeError, ValueError) as exc:
+                raise ConfigError(f"space.{name}: {exc}") from None
+
+
 def _load_task(spec: Mapping[str, Any], base_dir: Path) -> Any:
     try:
         from lmtune.nlp.task import load_task
@@ -215,21 +242,14 @@ def _trackers(model: StudyFile) -> list[Any]:
     return parse_trackers(model.trackers)
 
 
-def _checkpoint_budget(config: Mapping[str, Any] | None) -> CheckpointBudget:
+def _checkpoint_budget(section: CheckpointsFile | None) -> CheckpointBudget:
     """The study file's ``checkpoints:`` section; by default the three best trials' checkpoints are kept."""
-    config = dict(config or {})
-    unknown = sorted(set(config) - {"keep_best", "max_bytes"})
-    if unknown:
-        raise ConfigError(f"unknown key(s) {unknown} in `checkpoints`; allowed: keep_best, max_bytes")
-    return CheckpointBudget(**config)
+    return CheckpointBudget(**(section or CheckpointsFile()).model_dump())
 
 
 def build_spec(data: Mapping[str, Any], path: Path, text: str = "") -> StudySpec:
     """Validate parsed study-file data; ``path`` locates relative paths."""
-    try:
-        model = StudyFile.model_validate(dict(data))
-    except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc)) from None
+    model = validate_section(StudyFile, data)
     base_dir = path.parent.resolve()
     if [model.objective, model.task, model.program].count(None) != 2:
         raise ConfigError("give exactly one of `objective: module:function`, `task:` or `program:`")
@@ -238,6 +258,8 @@ def build_spec(data: Mapping[str, Any], path: Path, text: str = "") -> StudySpec
         model.direction or (getattr(task, "direction", None) if task is not None else None) or "minimize"
     )
     space = _space(model, task)
+    if task is not None:
+        _check_training_params(task, space)
     if model.program is not None:
         from lmtune.program.spec import program_from_config
 
@@ -251,6 +273,8 @@ def build_spec(data: Mapping[str, Any], path: Path, text: str = "") -> StudySpec
         sampler = sampler_from_config(sampler_config, n_trials=model.n_trials)
     else:
         sampler = sampler_from_config({"name": "auto"}, n_trials=model.n_trials)
+    if sampler_config.get("name") == "grid" and space is not None:
+        _check_griddable(space)
     scheduler = None
     if model.scheduler is not None:
         from lmtune.schedulers import scheduler_from_config  # type: ignore[attr-defined]
@@ -273,15 +297,7 @@ def build_spec(data: Mapping[str, Any], path: Path, text: str = "") -> StudySpec
         provenance["task"] = task.provenance()
     storage = resolve_storage_url(model.storage, base_dir) if model.storage else DEFAULT_STORAGE
     check_storage_url(storage)
-    execution = execution_from_config(
-        workers=model.workers,
-        executor=model.executor,
-        resources=model.resources,
-        trial_timeout=model.trial_timeout,
-        retry=model.retry,
-        heartbeat=model.heartbeat,
-        execution=model.execution,
-    )
+    execution = execution_settings(model)
     if execution.fuse == "true" and task is None:
         raise ConfigError(
             "`execution.fuse: true` fuses the trials of a `task:` study; an `objective:` is run as "
@@ -310,11 +326,35 @@ def build_spec(data: Mapping[str, Any], path: Path, text: str = "") -> StudySpec
     )
 
 
+def check_machine(spec: StudySpec) -> None:
+    """What the study asks of this machine is there: CUDA for ``task.device: cuda``, and as many GPUs as one trial
+    takes for the local pool. (Not part of :func:`build_spec`: a trial process sees only its own GPUs.)"""
+    resources = spec.execution.resources
+    gpus = resources.gpus_per_trial
+    if spec.execution.executor == "local" and gpus:
+        from lmtune.executors.gpus import detect_gpus
+
+        ids, found_by = detect_gpus()
+        if len(ids) < max(gpus, 1):
+            raise ConfigError(
+                f"resources.gpus_per_trial: {gpus:g} GPUs per trial, but this machine has {len(ids)} "
+                f"({found_by}); lower gpus_per_trial, or remove it to run on the CPU"
+            )
+    if spec.task is not None and spec.task.spec.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                "task.device: cuda, but this machine has no usable CUDA GPU; use device: auto (the GPU when "
+                "there is one) or cpu"
+            )
+
+
 def load_study_file(path: str | Path) -> StudySpec:
     """Read and validate a study file; a :class:`ConfigError` message starts with the file's path."""
     path = Path(path)
     try:
         data = read_yaml(path)
-        return build_spec(data, path, path.read_text())
+        return build_spec(data, path, read_text(path))
     except LmtuneError as exc:
         raise type(exc)(f"{path}: {exc}") from None

@@ -110,6 +110,10 @@ def _check_bounds(low: float, high: float, log: bool) -> None:
     _check_number("high", high)
     if low > high:
         raise ConfigError(f"`low <= high` must hold, but got low={low!r}, high={high!r}")
+    if not math.isfinite(high - low):
+        raise ConfigError(
+            f"`high - low` must be a finite number, but got low={low!r}, high={high!r}; use bounds nearer zero"
+        )
     if log and low <= 0:
         raise ConfigError(f"a log scale needs `low > 0`, but got low={low!r}")
 
@@ -311,7 +315,7 @@ class IntDistribution(Distribution):
 
 
 def _json_key(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)
+    return json.dumps(value, sort_keys=True, allow_nan=False)
 
 
 class CategoricalDistribution(Distribution):
@@ -327,7 +331,9 @@ class CategoricalDistribution(Distribution):
             try:
                 keys.append(_json_key(choice))
             except (TypeError, ValueError):
-                raise ConfigError(f"choices must be JSON values, but got {choice!r}") from None
+                raise ConfigError(
+                    f"choices must be JSON values (no NaN or infinity), but got {choice!r}; remove it or quote it"
+                ) from None
         if len(set(keys)) != len(keys):
             raise ConfigError(f"choices must be distinct, but got {list(choices)!r}")
         self.choices = tuple(choices)

@@ -10,18 +10,23 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
 
 from lmtune.exceptions import ConfigError
+from lmtune.validation import Section, validate_section
 
 __all__ = [
     "EXECUTORS",
+    "ExecutionKeys",
     "FUSE_MODES",
     "FUSE_NEEDS_ONE_PROCESS",
     "ExecutionSettings",
     "HeartbeatSettings",
     "Resources",
     "execution_from_config",
+    "execution_settings",
 ]
 
 EXECUTORS = ("local", "ray")
@@ -33,28 +38,115 @@ FUSE_NEEDS_ONE_PROCESS = (
 )
 
 
-def _options(key: str, value: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"`{key}` must be a mapping with keys {', '.join(allowed)}, but got {value!r}")
-    unknown = sorted(set(value) - set(allowed))
-    if unknown:
-        raise ConfigError(f"`{key}.{unknown[0]}` is not a known option; the options are {', '.join(allowed)}")
-    return dict(value)
+class ResourcesSection(Section):
+    """``resources:``: what one trial needs (see :class:`Resources`)."""
+
+    gpus_per_trial: Any = Field(None, description="a fraction, a whole number of GPUs, 0, or auto")
+    cpus_per_trial: float = Field(1.0, gt=0, description="what the Ray executor reserves per trial")
+    processes_per_trial: int | None = Field(None, ge=1, description="data-parallel processes per trial")
+
+    @field_validator("gpus_per_trial")
+    @classmethod
+    def _gpus(cls, value: Any) -> Any:
+        if value is None or value == "auto":
+            return value
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value < 0
+        ):
+            raise ValueError(f"must be a number >= 0 (0.25: four trials per GPU) or auto, but got {value!r}")
+        if value > 1 and not float(value).is_integer():
+            raise ValueError(f"above 1 must be a whole number of GPUs, but got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _auto_packs_single_processes(self) -> ResourcesSection:
+        if self.gpus_per_trial == "auto" and (self.processes_per_trial or 1) > 1:
+            raise ValueError(
+                "`gpus_per_trial: auto` packs one-process trials onto shared GPUs; remove "
+                f"`processes_per_trial` ({self.processes_per_trial}) or give gpus_per_trial as a number"
+            )
+        return self
 
 
-def _number(key: str, value: Any, *, minimum: float, strict: bool, integer: bool = False) -> float:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-    if integer:
-        ok = ok and float(value).is_integer()
-    if ok:
-        ok = value > minimum if strict else value >= minimum
-    if not ok:
-        kind = "an integer" if integer else "a number"
-        bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
-        raise ConfigError(f"`{key}` must be {kind} {bound}, but got {value!r}")
-    return value
+class HeartbeatSection(Section):
+    """``heartbeat:``: seconds between heartbeats, and without one before a trial counts as lost."""
+
+    interval: float = Field(5.0, gt=0, description="seconds between heartbeats of a running trial")
+    grace_period: float = Field(30.0, gt=0, description="seconds without a heartbeat before a trial is lost")
+
+    @model_validator(mode="after")
+    def _grace_exceeds_interval(self) -> HeartbeatSection:
+        if self.grace_period <= self.interval:
+            raise ValueError(
+                f"`grace_period` ({self.grace_period:g} s) must be longer than `interval` ({self.interval:g} s), "
+                f"or every running trial would count as lost; several intervals is usual"
+            )
+        return self
+
+
+class ExecutorSection(Section):
+    """``executor:``: ``local`` (the default) or ``{name: ray, address: auto, namespace: ...}``."""
+
+    name: Literal["local", "ray"]
+    address: str | None = None
+    namespace: str | None = None
+
+    @model_validator(mode="after")
+    def _ray_options(self) -> ExecutorSection:
+        given = [k for k in ("address", "namespace") if getattr(self, k) is not None]
+        if self.name == "local" and given:
+            raise ValueError(f"`{given[0]}` is an option of the ray executor, not of local; remove it")
+        return self
+
+
+class RetrySection(Section):
+    """``retry:``: how often a trial whose worker was lost is re-run."""
+
+    max_retries: int = Field(0, ge=0)
+
+
+class FusingSection(Section):
+    """``execution:``: train a ``task:`` study's trials in fused groups (see :class:`ExecutionSettings`)."""
+
+    fuse: Literal["auto", "true", "false"] = "false"
+    group_size: int | None = Field(None, ge=1)
+
+    @field_validator("fuse", mode="before")
+    @classmethod
+    def _yaml_boolean(cls, value: Any) -> Any:
+        return ("true" if value else "false") if isinstance(value, bool) else value
+
+
+class ExecutionKeys(Section):
+    """The study file's execution keys, each None when not given."""
+
+    workers: int | None = Field(None, ge=1, description="trials at once, each in its own process")
+    executor: ExecutorSection | None = Field(
+        None, description="local (default) or {name: ray, address: auto}"
+    )
+    resources: ResourcesSection | None = Field(
+        None, description="per trial: gpus_per_trial, processes_per_trial, ..."
+    )
+    trial_timeout: float | None = Field(
+        None, gt=0, description="seconds after which a trial is killed and failed"
+    )
+    retry: RetrySection | None = Field(
+        None, description="{max_retries: N}: re-run trials whose worker was lost"
+    )
+    heartbeat: HeartbeatSection | None = Field(
+        None, description="{interval: 5, grace_period: 30}, in seconds"
+    )
+    execution: FusingSection | None = Field(
+        None, description="{fuse: auto|true|false, group_size: N}: train a task's trials in fused groups"
+    )
+
+    @field_validator("executor", mode="before")
+    @classmethod
+    def _executor_by_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
 
 
 @dataclass(frozen=True)
@@ -72,29 +164,20 @@ class Resources:
 
     @classmethod
     def from_config(cls, value: Any) -> Resources:
-        options = _options("resources", value, ("gpus_per_trial", "cpus_per_trial", "processes_per_trial"))
-        gpus = options.get("gpus_per_trial")
-        auto = gpus == "auto"
-        if auto:
-            gpus = None
-        elif gpus is not None:
-            gpus = _number("resources.gpus_per_trial", gpus, minimum=0, strict=False)
-            if gpus > 1 and not float(gpus).is_integer():
-                raise ConfigError(
-                    f"`resources.gpus_per_trial` above 1 must be a whole number of GPUs, but got {gpus!r}"
-                )
-        cpus = _number("resources.cpus_per_trial", options.get("cpus_per_trial", 1.0), minimum=0, strict=True)
-        processes = options.get("processes_per_trial")
-        if processes is not None:
-            processes = int(
-                _number("resources.processes_per_trial", processes, minimum=1, strict=False, integer=True)
-            )
-        if auto and processes is not None and processes > 1:
-            raise ConfigError(
-                "`resources.gpus_per_trial: auto` packs one-process trials onto shared GPUs; "
-                f"remove `processes_per_trial` ({processes}) or give gpus_per_trial as a number"
-            )
-        return cls(gpus_per_trial=gpus, cpus_per_trial=cpus, processes_per_trial=processes, auto_packing=auto)
+        section = validate_section(ResourcesSection, value or {}, "resources")
+        return cls.from_section(section)
+
+    @classmethod
+    def from_section(cls, section: ResourcesSection | None) -> Resources:
+        if section is None:
+            return cls()
+        auto = section.gpus_per_trial == "auto"
+        return cls(
+            gpus_per_trial=None if auto else section.gpus_per_trial,
+            cpus_per_trial=section.cpus_per_trial,
+            processes_per_trial=section.processes_per_trial,
+            auto_packing=auto,
+        )
 
     @property
     def processes(self) -> int:
@@ -116,19 +199,8 @@ class HeartbeatSettings:
 
     @classmethod
     def from_config(cls, value: Any) -> HeartbeatSettings:
-        options = _options("heartbeat", value, ("interval", "grace_period"))
-        interval = _number(
-            "heartbeat.interval", options.get("interval", cls.interval), minimum=0, strict=True
-        )
-        grace = _number(
-            "heartbeat.grace_period", options.get("grace_period", cls.grace_period), minimum=0, strict=True
-        )
-        if grace <= interval:
-            raise ConfigError(
-                f"`heartbeat.grace_period` ({grace:g} s) must be longer than `heartbeat.interval` ({interval:g} s), "
-                f"or every running trial would count as lost; several intervals is usual"
-            )
-        return cls(interval=float(interval), grace_period=float(grace))
+        section = validate_section(HeartbeatSection, value or {}, "heartbeat")
+        return cls(interval=float(section.interval), grace_period=float(section.grace_period))
 
 
 @dataclass(frozen=True)
@@ -161,40 +233,6 @@ class ExecutionSettings:
         )
 
 
-def _executor(value: Any) -> tuple[str, dict[str, Any]]:
-    if value is None:
-        return "local", {}
-    if isinstance(value, str):
-        value = {"name": value}
-    options = _options("executor", value, ("name", "address", "namespace"))
-    name = options.pop("name", None)
-    if name not in EXECUTORS:
-        raise ConfigError(f"`executor.name` must be one of {', '.join(EXECUTORS)}, but got {name!r}")
-    if name == "local" and options:
-        raise ConfigError(f"`executor.{sorted(options)[0]}` is an option of the ray executor, not of local")
-    return name, options
-
-
-def _retries(value: Any) -> int:
-    options = _options("retry", value, ("max_retries",))
-    retries = options.get("max_retries", 0)
-    return int(_number("retry.max_retries", retries, minimum=0, strict=False, integer=True))
-
-
-def _fusing(value: Any) -> tuple[str, int | None]:
-    """``execution: {fuse: auto|true|false, group_size: N}`` -> (mode, group size or None: the default)."""
-    options = _options("execution", value, ("fuse", "group_size"))
-    fuse = options.get("fuse", "false")
-    if isinstance(fuse, bool):  # YAML reads true/false as booleans
-        fuse = "true" if fuse else "false"
-    if fuse not in FUSE_MODES:
-        raise ConfigError(f"`execution.fuse` must be one of {', '.join(FUSE_MODES)}, but got {fuse!r}")
-    size = options.get("group_size")
-    if size is not None:
-        size = int(_number("execution.group_size", size, minimum=1, strict=False, integer=True))
-    return fuse, size
-
-
 def execution_from_config(
     *,
     workers: Any = None,
@@ -205,29 +243,46 @@ def execution_from_config(
     heartbeat: Any = None,
     execution: Any = None,
 ) -> ExecutionSettings:
-    """Validate the execution keys of a study file (each may be None: not given)."""
-    if workers is not None:
-        workers = int(_number("workers", workers, minimum=1, strict=False, integer=True))
-    if trial_timeout is not None:
-        trial_timeout = float(_number("trial_timeout", trial_timeout, minimum=0, strict=True))
-    name, options = _executor(executor)
-    fuse, group_size = _fusing(execution)
-    settings = ExecutionSettings(
-        workers=workers,
-        executor=name,
-        executor_options=options,
-        resources=Resources.from_config(resources),
-        trial_timeout=trial_timeout,
-        max_retries=_retries(retry),
-        heartbeat=HeartbeatSettings.from_config(heartbeat),
-        fuse=fuse,
-        group_size=group_size,
+    """Validate the execution keys of a study file (each may be None: not given, or an already validated
+    section)."""
+    given = {
+        "workers": workers,
+        "executor": executor,
+        "resources": resources,
+        "trial_timeout": trial_timeout,
+        "retry": retry,
+        "heartbeat": heartbeat,
+        "execution": execution,
+    }
+    keys = validate_section(
+        ExecutionKeys, {k: v.model_dump() if isinstance(v, Section) else v for k, v in given.items()}
     )
-    if settings.resources.auto_packing and name != "local":
+    return execution_settings(keys)
+
+
+def execution_settings(keys: ExecutionKeys) -> ExecutionSettings:
+    """The settings of validated execution keys, with the checks that span several keys."""
+    executor = keys.executor or ExecutorSection(name="local")
+    fusing = keys.execution or FusingSection()
+    heartbeat = keys.heartbeat or HeartbeatSection()
+    settings = ExecutionSettings(
+        workers=keys.workers,
+        executor=executor.name,
+        executor_options=executor.model_dump(exclude={"name"}, exclude_none=True),
+        resources=Resources.from_section(keys.resources),
+        trial_timeout=keys.trial_timeout,
+        max_retries=keys.retry.max_retries if keys.retry else 0,
+        heartbeat=HeartbeatSettings(
+            interval=float(heartbeat.interval), grace_period=float(heartbeat.grace_period)
+        ),
+        fuse=fusing.fuse,
+        group_size=fusing.group_size,
+    )
+    if settings.resources.auto_packing and settings.executor != "local":
         raise ConfigError(
-            f"`resources.gpus_per_trial: auto` is applied by the local pool, not by {name}; give "
+            f"resources.gpus_per_trial: auto is applied by the local pool, not by {settings.executor}; give "
             f"gpus_per_trial as a number (0.25: four trials per GPU)"
         )
-    if fuse == "true" and not settings.in_process:
+    if settings.fuse == "true" and not settings.in_process:
         raise ConfigError(FUSE_NEEDS_ONE_PROCESS)
     return settings

@@ -13,9 +13,10 @@ __all__ = ["SCHEMA_VERSION", "InMemoryStorage", "Storage", "StudyInfo", "check_s
 SQL_SCHEMES = ("sqlite", "postgresql", "postgres")
 
 
-def get_storage(storage: str | Storage | None) -> Storage:
+def get_storage(storage: str | Storage | None, read_only: bool = False) -> Storage:
     """A storage from a URL (``sqlite:///path.db``, ``postgresql+psycopg://...``, ``memory://``), an instance,
-    or None for a new in-memory storage."""
+    or None for a new in-memory storage. ``read_only``: open an existing lmtune database only to read it (never
+    create its tables)."""
     if storage is None:
         return InMemoryStorage()
     if isinstance(storage, Storage):
@@ -25,7 +26,7 @@ def get_storage(storage: str | Storage | None) -> Storage:
         return InMemoryStorage()
     from lmtune.storage.sql import SQLStorage
 
-    return SQLStorage(storage)
+    return SQLStorage(storage, read_only=read_only)
 
 
 def check_storage_url(url: str) -> None:

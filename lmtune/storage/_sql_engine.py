@@ -38,7 +38,7 @@ try:
 except ImportError:  # Windows: SQLite's own busy wait only
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["Database", "parse_url"]
+__all__ = ["Database", "parse_url", "read_only_requested"]
 
 T = TypeVar("T")
 
@@ -56,6 +56,11 @@ def parse_url(url: str) -> URL:
             f"storage URL {url!r} cannot be parsed; use sqlite:///FILE.db or postgresql+psycopg://USER@HOST/DB"
         ) from None
     backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql", "postgres"):
+        raise ConfigError(
+            f"storage URL {url!r}: lmtune keeps studies in SQLite or PostgreSQL, not {backend}; "
+            f"use sqlite:///FILE.db or postgresql+psycopg://USER@HOST/DB"
+        )
     if backend in ("postgresql", "postgres") and "+" not in parsed.drivername:
         parsed = parsed.set(drivername="postgresql+psycopg")
     if backend == "sqlite" and not is_memory(parsed):
@@ -107,17 +112,33 @@ def _postgres_engine(url: URL) -> Engine:
 MIN_SQLITE = (3, 35, 0)  # UPDATE ... RETURNING
 
 
-def _sqlite_engine(url: URL) -> Engine:
+def read_only_requested(url: URL) -> bool:
+    """Whether a SQLite URL asks to be opened read-only (``?mode=ro``)."""
+    return url.get_backend_name() == "sqlite" and url.query.get("mode") == "ro"
+
+
+def _sqlite_engine(url: URL, read_only: bool = False) -> Engine:
     if sqlite3.sqlite_version_info < MIN_SQLITE:
         raise StorageError(
             f"the SQLite storage needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer, but this Python has "
             f"{sqlite3.sqlite_version}; use a Python built with a newer SQLite, or a postgresql+psycopg:// URL"
         )
     memory = is_memory(url)
+    mode = url.query.get("mode")
+    if mode not in (None, "ro", "rw", "rwc"):
+        raise ConfigError(
+            f"storage URL query mode={mode!r} is not one of ro, rw, rwc; use ?mode=ro to only read"
+        )
+    read_only = (read_only or mode == "ro") and not memory
+    url = url.difference_update_query(["mode"])
+    options: dict[str, Any] = {"poolclass": StaticPool} if memory else {}
+    if read_only:  # through SQLite's URI form: the file is opened read-only and never created
+        uri = Path(str(url.database)).expanduser().absolute().as_uri() + "?mode=ro"
+        options["creator"] = lambda: sqlite3.connect(
+            uri, uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False
+        )
     engine = create_engine(
-        url,
-        connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False},
-        **({"poolclass": StaticPool} if memory else {}),
+        url, connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False}, **options
     )
 
     @event.listens_for(engine, "connect")
@@ -126,7 +147,7 @@ def _sqlite_engine(url: URL) -> Engine:
         # begin explicitly (see Database.write). No connection events either: any of them slows every statement.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        if not memory:
+        if not memory and not read_only:
             cursor.execute("PRAGMA journal_mode=WAL")
             # WAL with synchronous=NORMAL: a crash of the process or of the OS never corrupts the file; a power
             # cut may lose the last commits, not the database.
@@ -171,14 +192,15 @@ def _writer_queue(url: URL) -> _WriterQueue | None:
 class Database:
     """One engine plus the rules for using it: locks, write transactions and retries."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, read_only: bool = False) -> None:
         self.url = url
         parsed = parse_url(url)
         self.shown_url = parsed.render_as_string(hide_password=True)
         self.sqlite = parsed.get_backend_name() == "sqlite"
         self.memory = is_memory(parsed)
+        self.read_only = read_only or read_only_requested(parsed)
         try:
-            self.engine = _sqlite_engine(parsed) if self.sqlite else _postgres_engine(parsed)
+            self.engine = _sqlite_engine(parsed, self.read_only) if self.sqlite else _postgres_engine(parsed)
         except ImportError as exc:
             raise MissingDependencyError(
                 f"storage {self.shown_url!r} needs the database driver {exc.name!r}: pip install 'lmtune[postgres]'"

@@ -5,18 +5,22 @@ Statements are built once; each call only binds values, which keeps SQLAlchemy's
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, cast, insert, or_, select, update
 
+from lmtune.exceptions import LmtuneError, StorageError
 from lmtune.space import Distribution
 from lmtune.storage._common import decode_distributions, dumps
 from lmtune.storage._sql_schema import studies, trials
 from lmtune.storage.base import StudyInfo
 from lmtune.trial import ALLOWED_TRANSITIONS, TrialRecord, TrialState
+
+T = TypeVar("T")
 
 TRIAL_COLUMNS = [c for c in trials.c if c.name != "study_id"]
 SELECT_TRIAL = select(*TRIAL_COLUMNS).where(trials.c.trial_id == bindparam("tid"))
@@ -137,12 +141,30 @@ def loads(text_value: str | None) -> dict[str, Any]:
     return {} if not text_value or text_value == "{}" else json.loads(text_value)
 
 
+def _damaged_row_is_storage_error(read: Callable[[Mapping[Any, Any]], T]) -> Callable[[Mapping[Any, Any]], T]:
+    """A row that cannot be decoded (bad JSON, an unknown state) is a StorageError naming it, not a crash."""
+
+    @functools.wraps(read)
+    def wrapper(row: Mapping[Any, Any]) -> T:
+        try:
+            return read(row)
+        except (ValueError, TypeError, KeyError, LmtuneError) as exc:
+            which = f"trial {row['trial_id']}" if "trial_id" in row else f"study {row.get('name')!r}"
+            raise StorageError(
+                f"the database holds a damaged row ({which}: {type(exc).__name__}: {exc}); it was written by "
+                f"something other than lmtune: repair or delete that row, or use another database"
+            ) from None
+
+    return wrapper
+
+
 @lru_cache(maxsize=4096)
 def decoded_distributions(text_value: str) -> dict[str, Distribution]:
     # Trials of one space share a few distribution texts; decoding each once keeps history reads cheap.
     return decode_distributions(loads(text_value))
 
 
+@_damaged_row_is_storage_error
 def record_from_row(row: Mapping[Any, Any]) -> TrialRecord:
     """A trial row (or a row with the values just written merged in) as an immutable record."""
     return TrialRecord(
@@ -164,6 +186,7 @@ def record_from_row(row: Mapping[Any, Any]) -> TrialRecord:
     )
 
 
+@_damaged_row_is_storage_error
 def study_from_row(row: Mapping[Any, Any]) -> StudyInfo:
     return StudyInfo(
         study_id=row["study_id"],

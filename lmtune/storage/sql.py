@@ -82,17 +82,24 @@ class _Unchanged(Exception):
 class SQLStorage(Storage):
     """Storage in a SQL database (``sqlite:///FILE.db``, ``sqlite:///:memory:``, ``postgresql+psycopg://...``).
 
-    Safe for any number of threads and processes. Opening a database without lmtune tables creates them; a
-    database written by another schema version raises :class:`~lmtune.exceptions.SchemaVersionError`.
+    Safe for any number of threads and processes. Opening a database without lmtune tables creates them, unless
+    ``read_only`` (or a SQLite URL's ``?mode=ro``): then it is opened only to read, and a database without them is
+    a :class:`~lmtune.exceptions.StorageError`; a database written by another schema version raises
+    :class:`~lmtune.exceptions.SchemaVersionError`.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, read_only: bool = False) -> None:
         self.url = url
-        self._db = Database(url)
+        self._db = Database(url, read_only)
         self._trial_study: dict[int, int] = {}  # trial id -> study id, which never changes
         # PostgreSQL: trial id -> the row as this process last wrote or read it, for compare-and-set writes.
         self._rows: dict[int, dict[str, Any]] = {}
         version = self._db.read(stored_version)
+        if version is None and self._db.read_only:  # reading never creates tables in someone else's database
+            raise StorageError(
+                f"{self._db.shown_url} is not an lmtune database (it has no lmtune tables); give the storage "
+                f"URL a study ran in"
+            )
         if version is None:
             version = self._db.write(open_or_create)
         check_version(version, self._db.shown_url)

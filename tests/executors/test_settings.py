@@ -45,21 +45,21 @@ def test_two_gpus_per_trial_means_two_processes():
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"workers": 0}, "`workers` must be an integer >= 1, but got 0"),
+        ({"workers": 0}, "workers: must be greater than or equal to 1, but got 0"),
         ({"resources": {"gpus_per_trial": 1.5}}, "above 1 must be a whole number of GPUs, but got 1.5"),
         (
             {"resources": {"gpus_per_trial": -1}},
-            "`resources.gpus_per_trial` must be a number >= 0, but got -1",
+            "resources.gpus_per_trial: must be a number >= 0",
         ),
         (
             {"resources": {"gpus": 1}},
-            "`resources.gpus` is not a known option; the options are gpus_per_trial",
+            "resources.gpus: unknown key; remove it or fix its spelling (allowed: cpus_per_trial, gpus_per_trial",
         ),
-        ({"executor": {"name": "dask"}}, "`executor.name` must be one of local, ray, but got 'dask'"),
-        ({"executor": {"name": "local", "address": "auto"}}, "`executor.address` is an option of the ray"),
-        ({"retry": {"max_retries": -1}}, "`retry.max_retries` must be an integer >= 0, but got -1"),
-        ({"trial_timeout": 0}, "`trial_timeout` must be a number > 0, but got 0"),
-        ({"heartbeat": {"interval": 5, "grace_period": 2}}, "must be longer than `heartbeat.interval`"),
+        ({"executor": {"name": "dask"}}, "executor.name: must be 'local' or 'ray', but got 'dask'"),
+        ({"executor": {"name": "local", "address": "auto"}}, "executor: `address` is an option of the ray"),
+        ({"retry": {"max_retries": -1}}, "retry.max_retries: must be greater than or equal to 0, but got -1"),
+        ({"trial_timeout": 0}, "trial_timeout: must be greater than 0, but got 0"),
+        ({"heartbeat": {"interval": 5, "grace_period": 2}}, "heartbeat: `grace_period` (2 s) must be longer than `interval` (5 s)"),
     ],
 )
 def test_bad_execution_settings_name_the_key(options, message):
