@@ -19,13 +19,21 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from lmtune.exceptions import ConfigError, TooManyFailedTrialsError, TrialPruned
-from lmtune.trial import Trial, TrialRecord, TrialState
+from lmtune.exceptions import ConfigError, TooManyFailedTrialsError, TrialPruned, TrialStateError
+from lmtune.trial import BUDGET, RESUME_FROM, RETRY_COUNT, RETRY_OF, Trial, TrialRecord, TrialState
 
 if TYPE_CHECKING:
     from lmtune.study import Callback, Study
 
-__all__ = ["INTERRUPTED", "RunLimits", "check_limits", "finish_trial", "run_trial"]
+__all__ = [
+    "INTERRUPTED",
+    "RunLimits",
+    "check_limits",
+    "continuation_attrs",
+    "fail_interrupted",
+    "finish_trial",
+    "run_trial",
+]
 
 logger = logging.getLogger("lmtune")
 
@@ -67,7 +75,7 @@ def run_trial(
     except TrialPruned as exc:
         return finish_trial(study, trial, error=exc)
     except KeyboardInterrupt:
-        study.tell(trial, state=TrialState.FAILED, failure_reason=INTERRUPTED)
+        fail_interrupted(study, trial.trial_id)  # the next run resumes it
         raise
     except catch as exc:
         logger.error("trial %d raised:\n%s", trial.number, traceback.format_exc().rstrip())
@@ -76,6 +84,40 @@ def run_trial(
         study.tell(trial, state=TrialState.FAILED, failure_reason=UNCAUGHT)
         raise
     return finish_trial(study, trial, value)
+
+
+def continuation_attrs(record: TrialRecord, retry_count: int) -> dict[str, Any]:
+    """The system attributes of a WAITING copy that continues ``record``: the trial it replaces, the checkpoint it
+    resumes from, its budget."""
+    attrs: dict[str, Any] = {RETRY_OF: record.number, RETRY_COUNT: retry_count}
+    resume = record.checkpoint_dir or record.resume_from
+    if resume:
+        attrs[RESUME_FROM] = resume
+    if record.budget is not None:
+        attrs[BUDGET] = record.budget
+    return attrs
+
+
+def fail_interrupted(study: Study, trial_id: int) -> TrialRecord | None:
+    """Fail a trial stopped by Ctrl-C (or an error in the loop) "interrupted" and, in the same storage step, enqueue
+    a copy that resumes from its checkpoint, so running the command again continues it. An interruption is not the
+    trial's fault: the copy is made whatever the retry policy and uses none of its retries, and the checkpoint
+    stays because the waiting copy needs it. None when the trial had finished already."""
+    study.release(trial_id)
+    try:
+        record, copy = study.storage.fail_trial(
+            study.study_id,
+            trial_id,
+            INTERRUPTED,
+            lambda failed: continuation_attrs(failed, failed.retry_count),
+        )
+    except TrialStateError:
+        return None
+    if copy is not None:
+        logger.warning(
+            "trial %d was interrupted; the next run resumes it as trial %d", record.number, copy.number
+        )
+    return record
 
 
 def check_limits(

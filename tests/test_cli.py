@@ -175,9 +175,10 @@ def test_string_numbers_enqueue_and_timeout(tmp_path: Path) -> None:
     assert sum(t.params == trials[0].params for t in trials) == 1
 
 
-def test_ctrl_c_marks_the_trial_interrupted_and_a_rerun_resumes(tmp_path: Path) -> None:
+def test_ctrl_c_marks_the_trial_interrupted_and_a_rerun_resumes_it_from_its_checkpoint(tmp_path: Path) -> None:
     (tmp_path / "slow.py").write_text(
         "import time\n\ndef objective(trial):\n    x = trial.suggest_float('x', 0, 1)\n"
+        "    if trial.number == 2:\n        (trial.checkpoint_dir / 'state.txt').write_text('step 7')\n"
         "    time.sleep(0.4 if trial.number < 2 else 30)\n    return x\n"
     )
     (tmp_path / "s.yaml").write_text("study: slow\nobjective: slow:objective\nn_trials: 3\n")
@@ -192,16 +193,26 @@ def test_ctrl_c_marks_the_trial_interrupted_and_a_rerun_resumes(tmp_path: Path) 
                 break
         except lmtune.LmtuneError:
             continue
+    time.sleep(0.3)  # trial 2 writes its checkpoint
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=30)
     assert process.returncode == 130, err
     assert "run the same command again" in err and "Traceback" not in err
     trials = lmtune.load_study("slow", url).trials
-    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.FAILED]
+    states = [t.state for t in trials]
+    assert states == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.FAILED, TrialState.WAITING]
     assert trials[2].failure_reason == "interrupted"
+    assert trials[3].system_attrs["retry_of"] == 2 and trials[3].params == trials[2].params
+    assert (Path(trials[2].checkpoint_dir) / "state.txt").read_text() == "step 7"  # the budget kept it
 
-    (tmp_path / "slow.py").write_text("def objective(trial):\n    return trial.suggest_float('x', 0, 1)\n")
+    (tmp_path / "slow.py").write_text(
+        "from pathlib import Path\n\ndef objective(trial):\n    x = trial.suggest_float('x', 0, 1)\n"
+        "    if trial.resume_from:\n"
+        "        trial.set_user_attr('resumed', (Path(trial.resume_from) / 'state.txt').read_text())\n"
+        "    return x\n"
+    )
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert rerun.returncode == 0, rerun.stderr
-    states = [t.state for t in lmtune.load_study("slow", url).trials]
-    assert states.count(TrialState.COMPLETE) == 3 and len(states) == 4
+    trials = lmtune.load_study("slow", url).trials
+    assert [t.state for t in trials].count(TrialState.COMPLETE) == 3 and len(trials) == 4
+    assert trials[3].user_attrs["resumed"] == "step 7" and trials[3].params == trials[2].params

@@ -21,7 +21,7 @@ from typing import Any
 from lmtune.exceptions import ConfigError
 from lmtune.executors.base import Executor
 from lmtune.executors.settings import FUSE_NEEDS_ONE_PROCESS, ExecutionSettings
-from lmtune.lifecycle import INTERRUPTED, RunLimits, finish_trial, run_trial
+from lmtune.lifecycle import INTERRUPTED, RunLimits, fail_interrupted, finish_trial, run_trial
 from lmtune.trial import Trial, TrialState
 
 __all__ = ["DEFAULT_GROUP_SIZE", "FusedExecutor", "PlannedTrial", "fused_executor_for", "plan_trial"]
@@ -177,6 +177,9 @@ class _FusedRun:
     def abort(self, reason: str) -> None:
         """Fail every running member with ``reason`` (Ctrl-C, or an error in the loop)."""
         for trial in list(self.members.values()):
+            if reason == INTERRUPTED:  # the next run resumes it
+                fail_interrupted(self.study, trial.trial_id)
+                continue
             try:
                 self.study.tell(trial, state=TrialState.FAILED, failure_reason=reason)
             except Exception:

@@ -125,14 +125,22 @@ class LocalExecutor(ProcessExecutor):
         # Pickled here and unpickled in the child once its environment is set, before the objective's module
         # is imported.
         payload = pickle.dumps((ref, trial.trial_id, trial.presuggested))
+        # The lifeline: only this process holds its writing end, so the children read end-of-file the moment it
+        # ends, however it ends (their parent is the fork server, which may outlive it).
+        lifeline, keep = self._context.Pipe(duplex=False)
         processes = []
         for rank, env in enumerate(rank_environments(self.resources.processes, gpus)):
             process = self._context.Process(
-                target=run_spawned, args=(payload, env, rank), name=f"lmtune-trial-{trial.number}-rank{rank}"
+                target=run_spawned,
+                args=(payload, env, rank, lifeline),
+                name=f"lmtune-trial-{trial.number}-rank{rank}",
             )
             process.start()
             processes.append(process)
-        return Launched(trial.trial_id, trial.number, time.monotonic(), processes, {"gpus": gpus})
+        lifeline.close()
+        return Launched(
+            trial.trial_id, trial.number, time.monotonic(), processes, {"gpus": gpus, "lifeline": keep}
+        )
 
     def _wait(self, running: Sequence[Launched], timeout: float) -> list[tuple[Launched, str | None]]:
         if self.packer is not None and self._storage is not None:
@@ -165,6 +173,9 @@ class LocalExecutor(ProcessExecutor):
                 process.kill()
         for process in launched.handle:
             process.join(timeout=10)
+        lifeline = launched.extra.pop("lifeline", None)
+        if lifeline is not None:
+            lifeline.close()
         gpus = launched.extra.pop("gpus", None)
         if gpus and self._slots is not None:
             self._slots.release(gpus)

@@ -21,7 +21,7 @@ from lmtune.exceptions import ConfigError
 from lmtune.executors.base import Executor
 from lmtune.executors.ref import StudyRef
 from lmtune.executors.retry import fail_lost_trial
-from lmtune.lifecycle import INTERRUPTED, POLL_INTERVAL, RunLimits
+from lmtune.lifecycle import INTERRUPTED, POLL_INTERVAL, RunLimits, fail_interrupted
 from lmtune.trial import Trial, TrialRecord, TrialState
 
 if TYPE_CHECKING:
@@ -184,6 +184,9 @@ class _Loop:
         """Kill every running trial and fail it with ``reason`` (Ctrl-C, or an error in the loop)."""
         for launched in list(self.running):
             self.executor._kill(launched)
+            if reason == INTERRUPTED:  # the next run resumes it
+                fail_interrupted(self.study, launched.trial_id)
+                continue
             self.study.release(launched.trial_id)
             try:
                 self.study.tell(launched.number, state=TrialState.FAILED, failure_reason=reason)

@@ -3,7 +3,8 @@
 A lost trial is FAILED with a reason starting "worker lost"; with ``retry: {max_retries: N}`` a WAITING copy of it
 (same parameters, ``retry_of`` = the lost trial's number, ``resume_from`` = its checkpoint folder where it wrote one)
 is enqueued, and whichever worker asks next runs it. Errors raised by the objective are not retried: they would
-fail again. Where a worker sees the trial's process vanish, failing it and enqueuing the copy are one storage step,
+fail again. A trial stopped by Ctrl-C is continued the same way whatever the policy
+(:func:`lmtune.lifecycle.fail_interrupted`): the next run resumes it. Where a worker sees the trial's process vanish, failing it and enqueuing the copy are one storage step,
 so a study filled up to its trial count stays exact.
 """
 
@@ -15,8 +16,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lmtune.exceptions import TrialStateError
+from lmtune.lifecycle import continuation_attrs
 from lmtune.storage._common import WORKER_LOST
-from lmtune.trial import BUDGET, RESUME_FROM, RETRY_COUNT, RETRY_OF, TrialRecord, TrialState
+from lmtune.trial import TrialRecord, TrialState
 
 if TYPE_CHECKING:
     from lmtune.study import Study
@@ -65,13 +67,7 @@ class RetryPolicy:
         attempt = record.retry_count
         if not is_lost(record) or attempt >= self.max_retries:
             return None
-        attrs: dict[str, Any] = {RETRY_OF: record.number, RETRY_COUNT: attempt + 1}
-        resume = record.checkpoint_dir or record.resume_from
-        if resume:
-            attrs[RESUME_FROM] = resume
-        if record.budget is not None:
-            attrs[BUDGET] = record.budget
-        return attrs
+        return continuation_attrs(record, attempt + 1)
 
     def say_retried(self, record: TrialRecord, retry: TrialRecord) -> None:
         logger.warning(

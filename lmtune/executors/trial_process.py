@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
+from multiprocessing.connection import Connection
 from typing import Any
 
 from lmtune.executors.distributed import replica_of
@@ -44,29 +45,46 @@ def run_in_this_process(
     return run_trial(study, objective, trial)
 
 
-def _die_with(parent_pid: int) -> None:
-    """End this process when its parent ends (the pool's fork server, which ends with the pool), so a killed
-    worker leaves no trial running."""
+def _die_with(parent_pid: int, lifeline: Connection | None) -> None:
+    """End this process, and whatever it started, when the worker that launched it ends. ``lifeline`` is a pipe
+    whose writing end only the worker holds: end-of-file means the worker is gone, however it died. (The parent
+    process is the pool's fork server, which may outlive the worker, so its death alone is not enough.)"""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
-    def watch() -> None:  # other systems, and a parent that died before prctl took effect
+    def end() -> None:
+        if os.getpgrp() == os.getpid():  # the leader of its own group: take the trial's children along
+            with contextlib.suppress(OSError):
+                os.killpg(os.getpid(), signal.SIGKILL)
+        os._exit(137)
+
+    def watch_lifeline() -> None:
+        with contextlib.suppress(EOFError, OSError):
+            while True:
+                lifeline.recv()  # type: ignore[union-attr]
+        end()
+
+    def watch_parent() -> None:  # no lifeline, and a parent that died before prctl took effect
         while True:
             if os.getppid() != parent_pid:
-                os._exit(137)
+                end()
             time.sleep(1.0)
 
-    threading.Thread(target=watch, name="lmtune-parent-watch", daemon=True).start()
+    target = watch_parent if lifeline is None else watch_lifeline
+    threading.Thread(target=target, name="lmtune-worker-watch", daemon=True).start()
 
 
-def run_spawned(payload: bytes, env: Mapping[str, str], rank: int) -> None:
+def run_spawned(
+    payload: bytes, env: Mapping[str, str], rank: int, lifeline: Connection | None = None
+) -> None:
     """Entry point of a pool child: its own process group (the pool kills the whole group on timeout; Ctrl-C
-    reaches only the pool), tied to its parent's life, its environment (GPUs, ranks) set before the objective's
-    module is imported, then the trial. ``payload`` is the pickled (StudyRef, trial id, presuggested)."""
-    _die_with(os.getppid())
+    reaches only the pool), tied to its worker's life through ``lifeline``, its environment (GPUs, ranks) set
+    before the objective's module is imported, then the trial. ``payload`` is the pickled (StudyRef, trial id,
+    presuggested)."""
     with contextlib.suppress(OSError):
         os.setsid()
+    _die_with(os.getppid(), lifeline)
     os.environ.update(env)
     ref, trial_id, presuggested = pickle.loads(payload)
     run_in_this_process(ref, trial_id, presuggested, rank)

@@ -120,3 +120,45 @@ def test_workers_killed_at_random_moments_lose_and_duplicate_nothing(tmp_path, w
         for r in records
         if "retry_of" in r.system_attrs
     ]
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process runs (a zombie waiting for its parent does not count)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process states from /proc")
+def test_a_killed_pool_worker_leaves_no_trial_process_and_the_study_finishes(tmp_path, write_study, worker_env):
+    db = tmp_path / "study.db"
+    path = write_study(
+        f"sqlite:///{db}",
+        "parallel_objectives:hangs_on_first_attempt",
+        "n_trials: 4\nretry: {max_retries: 1}\nheartbeat: {interval: 0.2, grace_period: 2}\n",
+    )
+    log = tmp_path / "trials.log"
+    log.touch()
+    worker_env[LOG_ENV] = str(log)
+    worker = start_worker(path, worker_env, "--workers", "2")
+    deadline = time.monotonic() + 60
+    while len(log.read_text().splitlines()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    hung = [int(line.split()[1]) for line in log.read_text().splitlines()]
+    assert len(hung) == 2 and all(_alive(pid) for pid in hung), log.read_text()
+
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait()
+    deadline = time.monotonic() + 5
+    while any(_alive(pid) for pid in hung) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in hung), "a trial process outlived the worker that launched it"
+
+    replacement = start_worker(path, worker_env, "--workers", "2")
+    assert replacement.wait(timeout=120) == 0, replacement.stderr.read().decode()
+    records = lmtune.load_study("par", f"sqlite:///{db}").trials
+    states = Counter(r.state for r in records)
+    assert states[TrialState.COMPLETE] == 4 and states[TrialState.FAILED] == 2, states
+    assert all(r.failure_reason.startswith("worker lost") for r in records if r.state is TrialState.FAILED)
