@@ -147,7 +147,7 @@ def import_objective(reference: str, base_dir: Path) -> Callable[..., Any]:
     """Import ``module:function``; modules next to the study file are importable."""
     module_name, sep, attr = reference.partition(":")
     if not sep or not module_name or not attr:
-        raise ConfigError(f"`objective` must be written module:function, but got {reference!r}")
+        raise ConfigError(f"objective: must be written module:function, but got {reference!r}")
     if str(base_dir) not in sys.path:  # after site-packages: a file there never shadows an installed package
         sys.path.append(str(base_dir))
     try:
@@ -163,7 +163,7 @@ def import_objective(reference: str, base_dir: Path) -> Callable[..., Any]:
         ) from None
     function = getattr(module, attr, None)
     if not callable(function):
-        raise ConfigError(f"`objective`: module {module_name!r} has no function {attr!r}")
+        raise ConfigError(f"objective: module {module_name!r} has no function {attr!r}")
     return function
 
 
@@ -188,7 +188,7 @@ def _space(model: StudyFile, task: Any) -> SearchSpace | None:
         try:
             spec.update(get_preset(model.preset))
         except KeyError as exc:
-            raise ConfigError(f"`preset`: {exc}") from None
+            raise ConfigError(f"preset: {exc}") from None
     spec.update(model.space or {})
     if not spec:
         return None
@@ -232,7 +232,7 @@ def _load_task(spec: Mapping[str, Any], base_dir: Path) -> Any:
     try:
         from lmtune.nlp.task import load_task
     except ImportError as exc:
-        raise ConfigError(f"`task` needs the NLP extra: pip install 'lmtune[nlp]' ({exc})") from None
+        raise ConfigError(f"task: needs the NLP extra: pip install 'lmtune[nlp]' ({exc})") from None
     return load_task(spec, base_dir)
 
 
@@ -269,7 +269,7 @@ def build_spec(data: Mapping[str, Any], path: Path, text: str = "") -> StudySpec
     sampler_config = dict(model.sampler or {})
     if sampler_config:
         if "name" not in sampler_config:
-            raise ConfigError("`sampler.name` is required, e.g. sampler: {name: random, seed: 0}")
+            raise ConfigError("sampler.name: required but missing, e.g. sampler: {name: random, seed: 0}")
         sampler = sampler_from_config(sampler_config, n_trials=model.n_trials)
     else:
         sampler = sampler_from_config({"name": "auto"}, n_trials=model.n_trials)
@@ -290,7 +290,7 @@ def build_spec(data: Mapping[str, Any], path: Path, text: str = "") -> StudySpec
             try:
                 params = space.validate(params, partial=True)
             except ConfigError as exc:
-                raise ConfigError(f"`enqueue[{i}]`: {exc}") from None
+                raise ConfigError(f"enqueue[{i}]: {exc}") from None
         enqueue.append(params)
     provenance = {"study_file": str(path.resolve()), "study_file_text": text}
     if task is not None and hasattr(task, "provenance"):

@@ -14,6 +14,7 @@ import io
 import json
 import os
 import re
+import zlib
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -107,6 +108,11 @@ def read_rows(path: Path) -> list[Row]:
         return _read_text_rows(path, fmt)
     except UnicodeDecodeError as exc:
         raise encoding_error(path, exc) from None
+    except (gzip.BadGzipFile, EOFError, zlib.error):
+        raise ConfigError(
+            f"file {str(path)!r} ends in .gz but is not a complete gzip file; compress it with gzip, "
+            f"or remove .gz from its name if it is plain text"
+        ) from None
 
 
 def _read_text_rows(path: Path, fmt: str) -> list[Row]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from lmtune.exceptions import ConfigError
+from lmtune.validation import Section, validate_section
 
 __all__ = ["METRICS", "TASK_TYPES", "TRAINING_PARAMS", "DataSpec", "ModelSpec", "TaskSpec", "parse_task_spec"]
 
@@ -65,8 +65,8 @@ TRAINING_PARAMS = frozenset(
 )
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Strict(Section):
+    """A ``task:`` section model: the study file's strict section rules (:class:`lmtune.validation.Section`)."""
 
 
 class ModelSpec(_Strict):
@@ -177,25 +177,6 @@ class TaskSpec(_Strict):
         return METRICS[self.type][self.metric_name]
 
 
-def _describe(error: Mapping[str, Any]) -> str:
-    loc = ".".join(str(p) for p in error["loc"] if p != "__root__")
-    field = f"task.{loc}" if loc else "task"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
-        return f"{field}: unknown key (value {error['input']!r}); remove it or fix its spelling"
-    if error["type"] == "missing":
-        return f"{field}: required but missing"
-    shown = error.get("input")
-    if isinstance(shown, Mapping):
-        return f"{field}: {message}"
-    return f"{field}: {message}, but got {shown!r}"
-
-
 def parse_task_spec(spec: Mapping[str, Any]) -> TaskSpec:
     """Validate a ``task:`` mapping; raise :class:`ConfigError` naming each bad field, value and the fix."""
-    if not isinstance(spec, Mapping):
-        raise ConfigError(f"task must be a mapping with type, model and data, but got {spec!r}")
-    try:
-        return TaskSpec.model_validate(dict(spec))
-    except ValidationError as exc:
-        raise ConfigError("; ".join(_describe(e) for e in exc.errors())) from None
+    return validate_section(TaskSpec, spec, "task")

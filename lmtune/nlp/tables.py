@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lmtune.exceptions import ConfigError
+from lmtune.strict_yaml import utf16_or_32
 
 __all__ = [
     "SPLIT_ALIASES",
@@ -77,9 +78,10 @@ def encoding_error(path: Path, error: UnicodeDecodeError) -> ConfigError:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         where = f"byte 0x{data[exc.start : exc.start + 1].hex()} at offset {exc.start}, line {line}"
+    encoding = utf16_or_32(data) or "latin1"
     return ConfigError(
         f"file {str(path)!r} is not UTF-8 text ({where}); convert it, e.g. "
-        f"`iconv -f latin1 -t utf-8 {path.name} > fixed{path.suffix}`, and point the study at the converted file"
+        f"`iconv -f {encoding} -t utf-8 {path.name} > fixed{path.suffix}`, and point the study at the converted file"
     )
 
 
@@ -99,6 +101,37 @@ def check_columns(rows: Sequence[Mapping[str, Any]], columns: Mapping[str, str],
                 raise ConfigError(
                     f"{field}: column {column!r} is empty in row {number} of {source}; fill or drop that row"
                 )
+            if field.endswith(".label"):
+                _check_label(row[column], field, column, number, source)
+            elif not isinstance(row[column], str):
+                raise ConfigError(
+                    f"{field}: column {column!r} in row {number} of {source} must be text, but got "
+                    f"{type(row[column]).__name__}; fix that row or point {field} at a text column"
+                )
+    for field, column in columns.items():
+        if not field.endswith(".label") and not any(str(row[column]).strip() for row in rows):
+            raise ConfigError(
+                f"{field}: column {column!r} is empty in every row of {source}; point {field} at the text column"
+            )
+    labels = [field for field in columns if field.endswith(".label")]
+    kinds = {type(row[columns[field]]).__name__ for field in labels for row in rows}
+    if len(kinds) > 1:
+        raise ConfigError(
+            f"{labels[0]}: labels in {source} mix types ({', '.join(sorted(kinds))}), so 1 and '1' would be "
+            f"two classes; write every label the same way"
+        )
+
+
+def _check_label(value: Any, field: str, column: str, number: int, source: str) -> None:
+    """A class label is one plain value (text or a whole number), never blank or NaN."""
+    where = f"{field}: column {column!r} in row {number} of {source}"
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise ConfigError(
+            f"{where} must be a class label (text or a whole number), but got {shown}; fix that row"
+        )
+    if isinstance(value, str) and (not value.strip() or value.strip().lower() == "nan"):
+        raise ConfigError(f"{where} is a blank or NaN label ({value!r}); fill or drop that row")
 
 
 def check_labels(labels: Iterable[Any], known: Iterable[Any], source: str) -> None:

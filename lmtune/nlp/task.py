@@ -149,6 +149,13 @@ class Task:
             known = {r["label"] for r in splits.train}
             for split in ("validation", "test"):
                 check_labels((r["label"] for r in getattr(splits, split)), known, f"task.data.{split}")
+        empty = [name for name in _SPLITS if not getattr(splits, name)]
+        if empty:
+            sizes = ", ".join(f"{name} {len(getattr(splits, name))}" for name in _SPLITS)
+            raise ConfigError(
+                f"task.data: the {' and '.join(empty)} split would hold no rows ({sizes}); give more rows, "
+                f"larger task.data.validation_fraction / test_fraction, or separate validation and test files"
+            )
         return self._clean(splits)
 
     def _clean(self, splits: Splits) -> Splits:
