@@ -189,6 +189,10 @@ def _space(model: StudyFile, task: Any) -> SearchSpace | None:
             spec.update(get_preset(model.preset))
         except KeyError as exc:
             raise ConfigError(f"preset: {exc}") from None
+    if model.space is not None and not model.space:
+        raise ConfigError(
+            "space: is empty; give it parameters, or remove it to let the objective define them as it runs"
+        )
     spec.update(model.space or {})
     if not spec:
         return None
