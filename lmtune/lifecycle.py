@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from lmtune.exceptions import ConfigError, TooManyFailedTrialsError, TrialPruned, TrialStateError
+from lmtune.exceptions import ConfigError, LmtuneError, TooManyFailedTrialsError, TrialPruned, TrialStateError
 from lmtune.trial import BUDGET, RESUME_FROM, RETRY_COUNT, RETRY_OF, Trial, TrialRecord, TrialState
 
 if TYPE_CHECKING:
@@ -78,7 +78,8 @@ def run_trial(
         fail_interrupted(study, trial.trial_id)  # the next run resumes it
         raise
     except catch as exc:
-        logger.error("trial %d raised:\n%s", trial.number, traceback.format_exc().rstrip())
+        if not isinstance(exc, LmtuneError):  # lmtune's own errors say all in their message
+            logger.error("trial %d raised:\n%s", trial.number, traceback.format_exc().rstrip())
         return finish_trial(study, trial, error=exc)
     except BaseException:
         study.tell(trial, state=TrialState.FAILED, failure_reason=UNCAUGHT)

@@ -9,6 +9,7 @@ previous checkpoint intact.
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
 from dataclasses import dataclass, field
@@ -17,10 +18,13 @@ from typing import Any
 
 import torch
 
+from lmtune.exceptions import LmtuneError
+
 __all__ = ["BEST", "LAST", "Progress", "load_checkpoint", "read_json", "save_checkpoint"]
 
 LAST = "last"
 BEST = "best"
+_NEARLY_FULL = 64 * 1024  # free bytes below which a failed write is put down to a full disk
 
 
 @dataclass
@@ -42,14 +46,32 @@ def save_checkpoint(folder: Path, *, tensors: dict[str, Any], meta: dict[str, An
     """Write ``tensors`` (``torch.save``) and ``meta`` (JSON) into ``folder``, replacing it atomically."""
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    torch.save(tensors, tmp / "state.pt")
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
+    try:
+        tmp.mkdir(parents=True)
+        torch.save(tensors, tmp / "state.pt")
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
+    except (OSError, RuntimeError) as exc:  # torch reports a failed write as RuntimeError
+        reason = _reason(exc, folder.parent)
+        shutil.rmtree(tmp, ignore_errors=True)  # no partial checkpoint stays behind
+        raise LmtuneError(
+            f"the checkpoint {str(folder)!r} could not be written ({reason}); free disk space, or keep "
+            f"fewer checkpoints with `checkpoints: {{keep_best: 1, max_bytes: ...}}`"
+        ) from None
     old = folder.with_name(folder.name + ".old")
     if folder.exists():
         folder.rename(old)
     tmp.rename(folder)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _reason(exc: BaseException, folder: Path) -> str:
+    """Why a write failed, in words: a full disk (which torch reports only as a failed write), or the error."""
+    if getattr(exc, "errno", None) == errno.ENOSPC or shutil.disk_usage(folder).free < _NEARLY_FULL:
+        return "no space left on the disk"
+    if getattr(exc, "strerror", None):
+        return str(exc.strerror)  # type: ignore[attr-defined]
+    lines = str(exc).splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def load_checkpoint(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
