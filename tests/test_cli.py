@@ -216,3 +216,27 @@ def test_ctrl_c_marks_the_trial_interrupted_and_a_rerun_resumes_it_from_its_chec
     trials = lmtune.load_study("slow", url).trials
     assert [t.state for t in trials].count(TrialState.COMPLETE) == 3 and len(trials) == 4
     assert trials[3].user_attrs["resumed"] == "step 7" and trials[3].params == trials[2].params
+
+
+def test_a_file_beside_the_study_file_never_shadows_an_installed_package(tmp_path: Path) -> None:
+    folder = tmp_path / "study"
+    folder.mkdir()
+    marker = tmp_path / "shadow-ran"
+    (folder / "sqlalchemy.py").write_text(f"open({str(marker)!r}, 'w').close()\nraise SystemExit(9)\n")
+    (folder / "mine.py").write_text("def objective(trial):\n    return trial.suggest_float('x', 0, 1)\n")
+    (folder / "s.yaml").write_text(
+        BRANIN.replace("study: branin", "study: shadow") + f"storage: sqlite:///{tmp_path / 'db.sqlite'}\n"
+    )
+    (folder / "own.yaml").write_text(
+        f"study: own\nobjective: mine:objective\nn_trials: 1\nstorage: sqlite:///{tmp_path / 'db.sqlite'}\n"
+    )
+    for name in ("s.yaml", "own.yaml"):  # from another folder, as a user runs it
+        result = subprocess.run(
+            [sys.executable, "-m", "lmtune.cli", "run", str(folder / name)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+        )
+        assert result.returncode == 0, result.stderr
+    assert not marker.exists()

@@ -39,7 +39,7 @@ def as_history(source: Study | TrialHistory) -> TrialHistory:
 
 def read_history(study_name: str, storage: str | Storage) -> TrialHistory:
     """All trials of ``study_name`` read straight from ``storage`` (no write, no background thread)."""
-    store = get_storage(storage)
+    store = get_storage(storage, read_only=True)
     info = store.get_study(study_name)
     space = SearchSpace.from_json(info.space) if info.space else None
     return TrialHistory(tuple(store.get_trials(info.study_id)), info.direction, space)

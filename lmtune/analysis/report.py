@@ -332,7 +332,7 @@ def render_report(name: str, storage: str | Storage, *, importance_method: str =
     """The report of study ``name`` as one HTML string (plotly.js inline, compressed)."""
     from lmtune.analysis.plots import study_figures
 
-    store = get_storage(storage)
+    store = get_storage(storage, read_only=True)
     # Each next() starts a step and marks the previous one done.
     progress = track(["read trials", "importance", "plots", "page"], f"building the report of {name}")
     next(progress)

@@ -310,7 +310,7 @@ def make_server(
     """A server bound to ``host:port`` (port 0: a free one, see ``server.server_address``); not yet serving.
 
     It answers only requests whose ``Host`` header names ``host``, a local name or one of ``allowed_hosts``."""
-    data = DashboardData(get_storage(storage))
+    data = DashboardData(get_storage(storage, read_only=True))
     names = allowed_host_names(host, allowed_hosts)
     handler = type("DashboardHandler", (_Handler,), {"data": data, "allowed_hosts": names})
     server = ThreadingHTTPServer((host, port), handler)

@@ -196,3 +196,26 @@ def test_the_command_takes_allow_host(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_a_damaged_row_is_a_json_error_not_a_crash(served: tuple[str, lmtune.Study], tmp_path: Path) -> None:
+    import sqlite3
+
+    base, study = served
+    with sqlite3.connect(tmp_path / "api.db") as conn:
+        conn.execute("UPDATE lmtune_trials SET state = 'SLEEPING' WHERE number = 0")
+        conn.execute("UPDATE lmtune_studies SET attrs = '[1, 2' WHERE name = 'a/b c'")
+    status, body = _get(base, "/api/studies")
+    assert status == 400 and "damaged row" in body["error"], body  # type: ignore[index]
+
+
+def test_the_dashboard_never_creates_tables_in_a_foreign_database(tmp_path: Path) -> None:
+    import sqlite3
+
+    foreign = tmp_path / "foreign.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE notes (body TEXT)")
+    before = foreign.read_bytes()
+    with pytest.raises(lmtune.LmtuneError, match="not an lmtune database"):
+        make_server(f"sqlite:///{foreign}", port=0)
+    assert foreign.read_bytes() == before
