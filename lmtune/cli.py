@@ -1,7 +1,8 @@
 """The ``lmtune`` command: run, validate, inspect and export studies.
 
 User errors exit with code 2 and one message on stderr (no traceback); Ctrl-C exits with 130 after marking the
-running trial FAILED ("interrupted"), and running the same command again resumes.
+running trial FAILED ("interrupted"), and running the same command again resumes, the interrupted trial from its
+last checkpoint. Inspecting commands open storage read-only.
 """
 
 from __future__ import annotations

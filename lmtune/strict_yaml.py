@@ -3,8 +3,9 @@
 Plain ``yaml.safe_load`` lets a later duplicate key win silently, reads ``yes``/``no``/``on``/``off`` as booleans
 (``n_trials: yes`` became one trial), recurses once per nesting level (a deeply nested file ends in
 RecursionError) and expands aliases by reference, so a few hundred bytes of nested aliases describe billions of
-values that validation then walks. Here only ``true``/``false`` are booleans (as in YAML 1.2), a duplicate key is
-an error, and the file's size, nesting depth and size after alias expansion are bounded.
+values that validation then walks. Here only ``true``/``false`` are booleans and ``1e-5`` is a number (as in
+YAML 1.2), a duplicate key is an error, and the file's size, nesting depth and size after alias expansion are
+bounded.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ MAX_DEPTH = 50  # nesting levels of mappings and lists
 MAX_VALUES = 100_000  # values after alias expansion
 
 _BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+_EXPONENT = re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$")
 
 
 def _line(node_or_mark: Any) -> str:
@@ -94,6 +96,8 @@ _StrictLoader.yaml_implicit_resolvers = {
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _StrictLoader.add_implicit_resolver("tag:yaml.org,2002:bool", _BOOL, list("tTfF"))
+# 1e-5 is a number (YAML 1.1 wants a dot in it and reads a string).
+_StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT, list("-+0123456789"))
 
 
 def load_yaml(text: str) -> Any:

@@ -20,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from lmtune.cli import main
+from lmtune.config import load_study_file
 
 BASE_KEYS = {
     "study": "corpus",
@@ -521,3 +522,20 @@ def test_bad_input_in_a_real_process_exits_2_without_a_traceback(case: str, work
 
 def test_the_corpus_holds_at_least_a_hundred_inputs() -> None:
     assert len(STUDY_FILES) + len(COMMANDS) + len(DAMAGE) * 2 + len(SUBPROCESS_CASES) >= 100
+
+
+def test_well_formed_files_read_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "good.yaml"
+    path.write_text(
+        study(
+            "timeout: 1e3\nheartbeat: {interval: 1e0, grace_period: 3e1}\nexecution: {fuse: false}\n",
+            space="\n  x: &unit {type: float, low: 0, high: 1}\n  y: *unit\n  z: {<<: *unit, high: 2}"
+            "\n  answer: [yes, no, on]",
+            storage="memory://",
+        )
+    )
+    spec = load_study_file(path)
+    assert spec.timeout == 1000.0 and spec.execution.heartbeat.grace_period == 30.0
+    assert spec.execution.fuse == "false"
+    assert spec.space["y"] == spec.space["x"] and spec.space["z"].high == 2  # type: ignore[index, union-attr]
+    assert spec.space["answer"].choices == ("yes", "no", "on")  # type: ignore[index, union-attr]
