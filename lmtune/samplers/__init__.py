@@ -49,10 +49,12 @@ def sampler_from_config(config: dict[str, Any], *, n_trials: int | None = None) 
     options = dict(config)
     name = options.pop("name", None)
     if name not in SAMPLERS:
-        raise ConfigError(f"sampler.name must be one of {sorted(SAMPLERS)}, but got {name!r}")
+        raise ConfigError(f"sampler.name: must be one of {sorted(SAMPLERS)}, but got {name!r}")
     if name == "auto" and n_trials is not None:
         options.setdefault("n_trials", n_trials)
     try:
         return SAMPLERS[name](**options)
     except TypeError as exc:
-        raise ConfigError(f"sampler {name!r}: invalid options {sorted(options)}: {exc}") from None
+        raise ConfigError(
+            f"sampler: {name!r} does not take the options {sorted(options)} ({exc}); see the sampler's documentation"
+        ) from None
