@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 import lmtune
 from lmtune.cli import main
+from lmtune.storage import get_storage
 from lmtune.trial import TrialState
 
 BRANIN = """\
@@ -108,7 +109,10 @@ BAD_FILES = {
     "not yaml": ("study: [unclosed\n", "not valid YAML"),
     "a list": ("- a\n- b\n", "mapping"),
     "unknown key": (BRANIN + "n_trails: 3\n", "n_trails: unknown key"),
-    "wrong type": (BRANIN.replace("n_trials: 12", "n_trials: many"), "n_trials: must be a valid integer, but got 'many'"),
+    "wrong type": (
+        BRANIN.replace("n_trials: 12", "n_trials: many"),
+        "n_trials: must be a valid integer, but got 'many'",
+    ),
     "missing study": (BRANIN.replace("study: branin\n", ""), "study: required but missing"),
     "blank study": (BRANIN.replace("study: branin", "study: '  '"), "study: must not be blank"),
     "bad space": (BRANIN.replace("low: 0, high: 15", "low: 15, high: 0"), "space.y"),
@@ -175,7 +179,9 @@ def test_string_numbers_enqueue_and_timeout(tmp_path: Path) -> None:
     assert sum(t.params == trials[0].params for t in trials) == 1
 
 
-def test_ctrl_c_marks_the_trial_interrupted_and_a_rerun_resumes_it_from_its_checkpoint(tmp_path: Path) -> None:
+def test_ctrl_c_marks_the_trial_interrupted_and_a_rerun_resumes_it_from_its_checkpoint(
+    tmp_path: Path,
+) -> None:
     (tmp_path / "slow.py").write_text(
         "import time\n\ndef objective(trial):\n    x = trial.suggest_float('x', 0, 1)\n"
         "    if trial.number == 2:\n        (trial.checkpoint_dir / 'state.txt').write_text('step 7')\n"
@@ -240,3 +246,16 @@ def test_a_file_beside_the_study_file_never_shadows_an_installed_package(tmp_pat
         )
         assert result.returncode == 0, result.stderr
     assert not marker.exists()
+
+
+def test_inspection_honours_read_only_urls_and_writes_nothing(study_file: Path, tmp_path: Path) -> None:
+    url = db_url(tmp_path)
+    assert invoke("run", str(study_file), "--storage", url)[0] == 0
+    stored = [tmp_path / "lmtune.db", tmp_path / "lmtune.db-wal"]
+    before = [p.read_bytes() if p.exists() else None for p in stored]
+    code, out, err = invoke("status", "--storage", url + "?mode=ro")
+    assert code == 0 and "branin [minimize]: 12 trials" in out, err
+    assert invoke("best", "branin", "--storage", url, "--json")[0] == 0
+    assert [p.read_bytes() if p.exists() else None for p in stored] == before
+    with pytest.raises(lmtune.LmtuneError, match="opened read-only"):
+        get_storage(url + "?mode=ro").delete_study("branin")

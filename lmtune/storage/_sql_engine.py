@@ -113,7 +113,9 @@ MIN_SQLITE = (3, 35, 0)  # UPDATE ... RETURNING
 
 
 def read_only_requested(url: URL) -> bool:
-    """Whether a SQLite URL asks to be opened read-only (``?mode=ro``)."""
+    """Whether a SQLite URL asks to be opened read-only (``?mode=ro``): lmtune then reads it and never writes (nor
+    switches its journal mode). SQLite's own read-only mode is not used: it cannot open a WAL database whose
+    side files a clean close removed."""
     return url.get_backend_name() == "sqlite" and url.query.get("mode") == "ro"
 
 
@@ -131,14 +133,10 @@ def _sqlite_engine(url: URL, read_only: bool = False) -> Engine:
         )
     read_only = (read_only or mode == "ro") and not memory
     url = url.difference_update_query(["mode"])
-    options: dict[str, Any] = {"poolclass": StaticPool} if memory else {}
-    if read_only:  # through SQLite's URI form: the file is opened read-only and never created
-        uri = Path(str(url.database)).expanduser().absolute().as_uri() + "?mode=ro"
-        options["creator"] = lambda: sqlite3.connect(
-            uri, uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False
-        )
     engine = create_engine(
-        url, connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False}, **options
+        url,
+        connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False},
+        **({"poolclass": StaticPool} if memory else {}),
     )
 
     @event.listens_for(engine, "connect")
@@ -147,7 +145,7 @@ def _sqlite_engine(url: URL, read_only: bool = False) -> Engine:
         # begin explicitly (see Database.write). No connection events either: any of them slows every statement.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        if not memory and not read_only:
+        if not memory and not read_only:  # switching the journal mode writes to the file
             cursor.execute("PRAGMA journal_mode=WAL")
             # WAL with synchronous=NORMAL: a crash of the process or of the OS never corrupts the file; a power
             # cut may lose the last commits, not the database.
@@ -245,6 +243,11 @@ class Database:
 
         SQLite "database is locked" errors are retried with backoff, so ``fn`` must only touch the database.
         """
+        if self.read_only:
+            raise StorageError(
+                f"storage {self.shown_url} was opened read-only (to inspect it, or ?mode=ro); nothing can be "
+                f"written through it"
+            )
         self._fresh_after_fork()
         deadline = None
         pause = 0.01

@@ -490,6 +490,8 @@ class SQLStorage(Storage):
             self._db.statement(lambda conn: conn.execute(stamp))
 
     def fail_stale_trials(self, study_id: int, grace_seconds: float) -> list[TrialRecord]:
+        if self._db.read_only:  # inspecting a study leaves its lost trials to the workers
+            return []
         limit = now() - grace_seconds
         if self._db.read(lambda c: c.execute(STALE, {"sid": study_id, "limit": limit}).first()) is None:
             return []
