@@ -1,8 +1,8 @@
 """How a study's trials run: workers, executor, resources per trial, timeout, retries and heartbeats.
 
 These are the study file's ``workers:``, ``executor:``, ``resources:``, ``trial_timeout:``, ``retry:``,
-``heartbeat:`` and ``execution:`` keys, validated here (each error names the key, the bad value and what is allowed). Nothing in this
-module starts a process.
+``heartbeat:`` and ``execution:`` keys: typed sections (:class:`ExecutionKeys`, whose errors read
+``section.field: message``) and the settings built from them. Nothing in this module starts a process.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -29,8 +29,10 @@ __all__ = [
     "execution_settings",
 ]
 
-EXECUTORS = ("local", "ray")
-FUSE_MODES = ("auto", "true", "false")
+ExecutorName = Literal["local", "ray"]
+FuseMode = Literal["auto", "true", "false"]
+EXECUTORS: tuple[str, ...] = get_args(ExecutorName)
+FUSE_MODES: tuple[str, ...] = get_args(FuseMode)
 FUSE_NEEDS_ONE_PROCESS = (
     "`execution.fuse: true` trains fused groups in the calling process, which does not go with `workers`, "
     "`executor: ray`, `resources` or `trial_timeout`; remove those, or use `fuse: auto` to fuse only when they are "
@@ -90,7 +92,7 @@ class HeartbeatSection(Section):
 class ExecutorSection(Section):
     """``executor:``: ``local`` (the default) or ``{name: ray, address: auto, namespace: ...}``."""
 
-    name: Literal["local", "ray"]
+    name: ExecutorName
     address: str | None = None
     namespace: str | None = None
 
@@ -111,7 +113,7 @@ class RetrySection(Section):
 class FusingSection(Section):
     """``execution:``: train a ``task:`` study's trials in fused groups (see :class:`ExecutionSettings`)."""
 
-    fuse: Literal["auto", "true", "false"] = "false"
+    fuse: FuseMode = "false"
     group_size: int | None = Field(None, ge=1)
 
     @field_validator("fuse", mode="before")
