@@ -267,7 +267,9 @@ def worker(study_file: Path, storage: str | None, n_trials: int | None, workers:
         with _progress(spec, study, total) as progress:
             _optimize(spec, study, total, workers, [progress, *_trackers(spec)], wait_for_running=True)
     except KeyboardInterrupt:
-        click.echo("worker interrupted; its running trial is failed and will be replaced", err=True)
+        click.echo(
+            "worker interrupted; its running trials are failed, and the next run resumes them", err=True
+        )
         sys.exit(130)
     finally:
         study.close()
