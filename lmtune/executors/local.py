@@ -132,7 +132,7 @@ class LocalExecutor(ProcessExecutor):
         for rank, env in enumerate(rank_environments(self.resources.processes, gpus)):
             process = self._context.Process(
                 target=run_spawned,
-                args=(payload, env, rank, lifeline),
+                args=(payload, env, rank, lifeline, self.trial_timeout),
                 name=f"lmtune-trial-{trial.number}-rank{rank}",
             )
             process.start()

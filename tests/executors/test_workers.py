@@ -132,7 +132,9 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process states from /proc")
-def test_a_killed_pool_worker_leaves_no_trial_process_and_the_study_finishes(tmp_path, write_study, worker_env):
+def test_a_killed_pool_worker_leaves_no_trial_process_and_the_study_finishes(
+    tmp_path, write_study, worker_env
+):
     db = tmp_path / "study.db"
     path = write_study(
         f"sqlite:///{db}",
@@ -162,3 +164,31 @@ def test_a_killed_pool_worker_leaves_no_trial_process_and_the_study_finishes(tmp
     states = Counter(r.state for r in records)
     assert states[TrialState.COMPLETE] == 4 and states[TrialState.FAILED] == 2, states
     assert all(r.failure_reason.startswith("worker lost") for r in records if r.state is TrialState.FAILED)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process states from /proc")
+def test_a_trial_past_its_timeout_is_failed_even_when_its_launcher_cannot(tmp_path, write_study, worker_env):
+    db = tmp_path / "study.db"
+    path = write_study(
+        f"sqlite:///{db}", "parallel_objectives:hangs_on_first_attempt", "n_trials: 2\ntrial_timeout: 1\n"
+    )
+    log = tmp_path / "trials.log"
+    log.touch()
+    worker_env[LOG_ENV] = str(log)
+    worker = start_worker(path, worker_env, "--workers", "2")
+    try:
+        deadline = time.monotonic() + 60
+        while len(log.read_text().splitlines()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(worker.pid, signal.SIGSTOP)  # the launcher can no longer kill its trials
+        hung = [int(line.split()[1]) for line in log.read_text().splitlines()]
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in hung) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(pid) for pid in hung), "a trial outlived its timeout"
+        records = lmtune.load_study("par", f"sqlite:///{db}").trials
+        assert [r.state for r in records] == [TrialState.FAILED, TrialState.FAILED]
+        assert all(r.failure_reason.startswith("timeout") for r in records)
+    finally:
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait()
