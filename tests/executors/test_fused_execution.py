@@ -186,17 +186,17 @@ def test_limits_end_the_run(task: Any, tmp_path: Path) -> None:
     [
         (
             {"execution": {"fuse": "maybe"}},
-            "`execution.fuse` must be one of auto, true, false, but got 'maybe'",
+            "execution.fuse: must be 'auto', 'true' or 'false', but got 'maybe'",
         ),
-        ({"execution": {"group_size": 0}}, "`execution.group_size` must be an integer >= 1, but got 0"),
-        ({"execution": {"fuse": "auto", "size": 3}}, "`execution.size` is not a known option"),
+        ({"execution": {"group_size": 0}}, "execution.group_size: must be greater than or equal to 1, but got 0"),
+        ({"execution": {"fuse": "auto", "size": 3}}, "execution.size: unknown key"),
         (
             {"execution": {"fuse": True}, "workers": 2},
             "`execution.fuse: true` trains fused groups in the calling",
         ),
         (
             {"resources": {"gpus_per_trial": "auto"}, "executor": "ray"},
-            "`resources.gpus_per_trial: auto` is applied",
+            "resources.gpus_per_trial: auto is applied",
         ),
         (
             {"resources": {"gpus_per_trial": "auto", "processes_per_trial": 2}},
