@@ -215,10 +215,18 @@ def _check_training_params(task: Any, space: SearchSpace | None) -> None:
     from lmtune.nlp.hyperparameters import Hyperparameters
 
     training = dict(task.spec.training)
-    try:
-        Hyperparameters.from_params(training)
-    except ConfigError as exc:
-        raise ConfigError(f"task.training: {exc}") from None
+
+    def check(params: dict[str, Any], where: str) -> None:
+        try:
+            Hyperparameters.from_params(params)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        except (TypeError, ValueError) as exc:  # a text where a number belongs
+            raise ConfigError(
+                f"{where}: a value has the wrong type ({exc}); write numbers as numbers"
+            ) from None
+
+    check(training, "task.training")
     for name, distribution in (space or {}).items():
         values = (
             distribution.choices
@@ -226,10 +234,7 @@ def _check_training_params(task: Any, space: SearchSpace | None) -> None:
             else (distribution.low, distribution.high)  # type: ignore[attr-defined]
         )
         for value in values:
-            try:
-                Hyperparameters.from_params({**training, name: value})
-            except (ConfigError, TypeError, ValueError) as exc:
-                raise ConfigError(f"space.{name}: {exc}") from None
+            check({**training, name: value}, f"space.{name}")
 
 
 def _load_task(spec: Mapping[str, Any], base_dir: Path) -> Any:

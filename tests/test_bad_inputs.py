@@ -224,6 +224,10 @@ STUDY_FILES: dict[str, tuple[str | bytes, str]] = {
         task_study(space="\n  optimizer: [adamw, rmsprop]"),
         "space.optimizer: parameter optimizer: 'rmsprop'",
     ),
+    "task learning rate as text": (
+        task_study(task=TASK.replace("epochs: 1", "epochs: 1, learning_rate: fast")),
+        "task.training: a value has the wrong type",
+    ),
     "task learning rate bound": (
         task_study(space="\n  learning_rate: {type: float, low: -1, high: 1}"),
         "space.learning_rate",
