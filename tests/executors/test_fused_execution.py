@@ -188,7 +188,10 @@ def test_limits_end_the_run(task: Any, tmp_path: Path) -> None:
             {"execution": {"fuse": "maybe"}},
             "execution.fuse: must be 'auto', 'true' or 'false', but got 'maybe'",
         ),
-        ({"execution": {"group_size": 0}}, "execution.group_size: must be greater than or equal to 1, but got 0"),
+        (
+            {"execution": {"group_size": 0}},
+            "execution.group_size: must be greater than or equal to 1, but got 0",
+        ),
         ({"execution": {"fuse": "auto", "size": 3}}, "execution.size: unknown key"),
         (
             {"execution": {"fuse": True}, "workers": 2},

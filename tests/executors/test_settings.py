@@ -59,7 +59,10 @@ def test_two_gpus_per_trial_means_two_processes():
         ({"executor": {"name": "local", "address": "auto"}}, "executor: `address` is an option of the ray"),
         ({"retry": {"max_retries": -1}}, "retry.max_retries: must be greater than or equal to 0, but got -1"),
         ({"trial_timeout": 0}, "trial_timeout: must be greater than 0, but got 0"),
-        ({"heartbeat": {"interval": 5, "grace_period": 2}}, "heartbeat: `grace_period` (2 s) must be longer than `interval` (5 s)"),
+        (
+            {"heartbeat": {"interval": 5, "grace_period": 2}},
+            "heartbeat: `grace_period` (2 s) must be longer than `interval` (5 s)",
+        ),
     ],
 )
 def test_bad_execution_settings_name_the_key(options, message):
