@@ -265,8 +265,8 @@ def execution_from_config(
 def execution_settings(keys: ExecutionKeys) -> ExecutionSettings:
     """The settings of validated execution keys, with the checks that span several keys."""
     executor = keys.executor or ExecutorSection(name="local")
-    fusing = keys.execution or FusingSection()
-    heartbeat = keys.heartbeat or HeartbeatSection()
+    fusing = keys.execution or FusingSection.model_validate({})
+    heartbeat = keys.heartbeat or HeartbeatSection.model_validate({})
     settings = ExecutionSettings(
         workers=keys.workers,
         executor=executor.name,
