@@ -1,4 +1,4 @@
-"""A whole SST-2 study with ASHA: lmtune fused, lmtune packed and Optuna driving a Hugging Face ``Trainer``.
+"""A whole SST-2 study with ASHA: lmtune (default, fused, packed) and Optuna driving a Hugging Face ``Trainer``.
 
     .venv/bin/python benchmarks/gpu_throughput.py --study                       # GPU: MiniLM-L6, 32 trials
     .venv/bin/python benchmarks/gpu_throughput.py --study --device cpu --tiny   # CPU smoke run, a few minutes
@@ -8,11 +8,17 @@ the same data slice (the task's own train / validation split of SST-2, tested on
 budget (``--epochs`` epochs, batch 32, linear schedule, gradient clipping at 1) and the same number of trials,
 with TPE and asynchronous successive halving over epochs (minimum 1 epoch, reduction factor 3) on both sides:
 
+- lmtune default: ``lmtune run`` on the study file with no execution settings (trials one after another in the
+  command's process, every training parameter at its default).
 - lmtune fused: ``lmtune run`` on a study file with ``execution: {fuse: true}`` (groups of ``--group-size``).
 - lmtune packed: ``lmtune run`` with ``resources: {gpus_per_trial: auto}`` (one process per trial, as many per
   GPU as raise throughput; one per worker on a machine without a GPU).
 - Optuna: ``TPESampler`` and ``SuccessiveHalvingPruner``, trials one after another (Optuna's default), each a
-  ``transformers.Trainer`` that evaluates every epoch and reports to Optuna from a callback written here.
+  ``transformers.Trainer`` that evaluates every epoch and reports to Optuna from a callback written here. It
+  tokenises the task's rows and loads the model with ``from_pretrained`` as a Trainer user does, once per trial,
+  with the Trainer's defaults otherwise (random batches: no ``group_by_length``).
+
+``--sides`` picks the runs (default: ``default,optuna``); the table's speed-up is against the Optuna row.
 
 Each side's best trial is its best validation accuracy; its model at its best epoch is scored once on the test
 set. Wall time is the whole command: loading, every trial and the test evaluation.
@@ -28,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +44,14 @@ import optuna
 import torch
 import transformers
 import yaml
-from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
 
 from lmtune.nlp.hyperparameters import Hyperparameters
 from lmtune.nlp.task import load_task
@@ -111,8 +125,8 @@ class Setup:
             "device": self.device,
         }
 
-    def study_file(self, name: str, fused: bool) -> dict[str, Any]:
-        """The lmtune study file: fused groups in one process, or one packed process per trial."""
+    def study_file(self, name: str, side: str) -> dict[str, Any]:
+        """The lmtune study file: the defaults, fused groups in one process, or one packed process per trial."""
         study: dict[str, Any] = {
             "study": name,
             "task": self.task_spec(),
@@ -127,9 +141,9 @@ class Setup:
                 "reduction_factor": REDUCTION,
             },
         }
-        if fused:
+        if side == "fused":
             study["execution"] = {"fuse": True, "group_size": self.group_size}
-        else:
+        elif side == "packed":
             study["workers"] = self.workers
             study["resources"] = {"gpus_per_trial": "auto"}
         return study
@@ -147,11 +161,11 @@ class Outcome:
     pruned: int
 
 
-def run_lmtune(setup: Setup, fused: bool, workdir: Path) -> Outcome:
+def run_lmtune(setup: Setup, side: str, workdir: Path) -> Outcome:
     """``lmtune run`` on a generated study file; the summary it prints gives the best trial's test accuracy."""
-    name = "fused" if fused else "packed"
+    name = side
     path = workdir / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(setup.study_file(name, fused), sort_keys=False))
+    path.write_text(yaml.safe_dump(setup.study_file(name, side), sort_keys=False))
     storage = f"sqlite:///{workdir / name}.db"
     start = time.perf_counter()
     done = subprocess.run(
@@ -170,9 +184,11 @@ def run_lmtune(setup: Setup, fused: bool, workdir: Path) -> Outcome:
     from lmtune.trial import TrialState
 
     states = [r.state for r in lmtune.load_study(name, storage).trials]
-    label = (
-        f"lmtune {'fused, groups of ' + str(setup.group_size) if fused else 'packed (gpus_per_trial: auto)'}"
-    )
+    label = {
+        "default": "lmtune default (one process, trials one after another)",
+        "fused": f"lmtune fused, groups of {setup.group_size}",
+        "packed": f"lmtune packed (gpus_per_trial: auto, {setup.workers} workers)",
+    }[side]
     return Outcome(
         label,
         wall,
@@ -246,16 +262,30 @@ def training_arguments(setup: Setup, workdir: Path, **params: Any) -> TrainingAr
 def run_optuna(setup: Setup, workdir: Path) -> Outcome:
     """Optuna (TPE, successive-halving pruner) over Hugging Face ``Trainer`` runs, one after another."""
     start = time.perf_counter()
-    task = load_task(setup.task_spec(), workdir)
-    train, validation = task.encoded("train", setup.max_length), task.encoded("validation", setup.max_length)
-    collator = DataCollatorWithPadding(task.tokenizer)
+    task = load_task(setup.task_spec(), workdir)  # the same rows and splits as the lmtune side
+    tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir()))
+
+    def tokenised(split: str) -> list[dict[str, Any]]:
+        rows = getattr(task.splits, split)
+        encoded = tokenizer([r["text"] for r in rows], truncation=True, max_length=setup.max_length)
+        return [
+            {"input_ids": ids, "attention_mask": mask, "labels": int(r["label"])}
+            for ids, mask, r in zip(encoded["input_ids"], encoded["attention_mask"], rows, strict=True)
+        ]
+
+    train, validation, test = tokenised("train"), tokenised("validation"), tokenised("test")
+    collator = DataCollatorWithPadding(tokenizer)
     fixed = setup.task_spec()["training"]
     best: dict[str, Any] = {}
 
     def model_for(params: dict[str, Any]) -> torch.nn.Module:
-        hp = Hyperparameters.from_params({**fixed, **params})
-        transformers.set_seed(int(hp.seed))
-        return task.build(hp, setup.max_length)
+        transformers.set_seed(int(fixed["seed"]))
+        if setup.tiny:  # the same from-config model as the lmtune side
+            return task.build(Hyperparameters.from_params({**fixed, **params}), setup.max_length)
+        dropout = float(params["dropout"])
+        return AutoModelForSequenceClassification.from_pretrained(
+            str(minilm_dir()), num_labels=2, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout
+        )
 
     def objective(trial: optuna.Trial) -> float:
         space = SPACE
@@ -300,7 +330,7 @@ def run_optuna(setup: Setup, workdir: Path) -> Outcome:
     model.load_state_dict(best["weights"])
     tester = Trainer(
         model=model,
-        eval_dataset=task.encoded("test", setup.max_length),
+        eval_dataset=test,
         data_collator=collator,
         compute_metrics=accuracy,
         args=training_arguments(setup, workdir),
@@ -333,15 +363,18 @@ def print_study_table(setup: Setup, outcomes: list[Outcome]) -> None:
         )
 
 
-def run_study(setup: Setup) -> None:
-    """Run the three sides one after another in one command and print the table."""
+SIDES = ("default", "fused", "packed", "optuna")
+
+
+def run_study(setup: Setup, sides: Sequence[str] = ("default", "optuna")) -> None:
+    """Run the chosen sides one after another in one command (Optuna last) and print the table."""
     with tempfile.TemporaryDirectory(prefix="lmtune-study-bench-") as tmp:
         workdir = Path(tmp)
-        outcomes = [
-            run_lmtune(setup, True, workdir),
-            run_lmtune(setup, False, workdir),
-            run_optuna(setup, workdir),
-        ]
+        outcomes = []
+        for side in sorted(sides, key=SIDES.index):
+            outcome = run_optuna(setup, workdir) if side == "optuna" else run_lmtune(setup, side, workdir)
+            print(f"{outcome.name}: {outcome.wall_s:.1f} s, test accuracy {outcome.test:.4f}", flush=True)
+            outcomes.append(outcome)
     print_study_table(setup, outcomes)
 
 
@@ -381,9 +414,23 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers", type=int, help="trial processes of the packed run (default 16; 2 with --tiny)"
     )
+    parser.add_argument(
+        "--sides",
+        default="default,optuna",
+        help=f"comma-separated runs among {','.join(SIDES)} (default: default,optuna)",
+    )
+
+
+def sides_from_args(args: argparse.Namespace) -> list[str]:
+    sides = [s.strip() for s in args.sides.split(",") if s.strip()]
+    unknown = sorted(set(sides) - set(SIDES))
+    if unknown or not sides:
+        raise SystemExit(f"--sides: unknown run {unknown} ; choose among {', '.join(SIDES)}")
+    return sides
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_study_arguments(parser)
-    run_study(setup_from_args(parser.parse_args()))
+    arguments = parser.parse_args()
+    run_study(setup_from_args(arguments), sides_from_args(arguments))

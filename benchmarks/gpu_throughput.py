@@ -220,7 +220,7 @@ def main() -> None:
         f"{platform.machine()} with {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}"
     )
     if args.study:
-        gpu_study.run_study(gpu_study.setup_from_args(args))
+        gpu_study.run_study(gpu_study.setup_from_args(args), gpu_study.sides_from_args(args))
         return
     print_table(
         f"CPU: {args.trials} tiny BERT classifiers, SST-2, batch 32, {args.steps} steps each",

@@ -54,6 +54,7 @@ class Hyperparameters:
     grad_clip: float | None = 1.0
     gradient_checkpointing: bool = False
     curriculum: str = "none"
+    group_by_length: bool = True
     seed: int = 0
     label_smoothing: float = 0.0
 

@@ -53,6 +53,7 @@ TRAINING_PARAMS = frozenset(
         "grad_clip",
         "gradient_checkpointing",
         "curriculum",
+        "group_by_length",
         "seed",
         "label_smoothing",
         # data augmentation strengths (lmtune.nlp.augment), searchable like any other parameter

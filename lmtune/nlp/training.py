@@ -14,6 +14,7 @@ import contextlib
 import gc
 import logging
 import math
+import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -33,7 +34,15 @@ from lmtune.nlp.lora import trainable_state
 from lmtune.nlp.models import set_dropout
 from lmtune.nlp.task_types import Example, TaskType, collate
 
-__all__ = ["OutOfMemory", "TrainingSetup", "TrialRunner", "batches_of", "evaluate_model", "free_memory"]
+__all__ = [
+    "OutOfMemory",
+    "TrainingSetup",
+    "TrialRunner",
+    "batches_of",
+    "evaluate_model",
+    "free_memory",
+    "length_grouped",
+]
 
 logger = logging.getLogger("lmtune.nlp")
 
@@ -104,6 +113,35 @@ def evaluate_model(
         )
 
 
+def length_grouped(
+    order: Sequence[int], lengths: Sequence[int], batch_size: int, rng: np.random.Generator
+) -> list[int]:
+    """``order`` regrouped so that each batch holds examples of similar length, batches in a random order.
+
+    As Hugging Face's ``group_by_length`` does, the shuffled examples are cut into mega-batches of 50 batches,
+    each sorted by length and cut into batches; here the full batches are then shuffled across the epoch (so no
+    length trend follows the learning-rate schedule) and a last, partial batch stays last. Padding drops to a few
+    percent of the tokens (about 3x fewer tokens than random batches of SST-2 sentences).
+    """
+    mega = 50 * batch_size
+    batches: list[list[int]] = []
+    for start in range(0, len(order), mega):
+        chunk = sorted(order[start : start + mega], key=lambda i: lengths[i])
+        batches.extend(chunk[b : b + batch_size] for b in range(0, len(chunk), batch_size))
+    tail = batches.pop() if batches and len(batches[-1]) < batch_size else []
+    return [i for k in rng.permutation(len(batches)) for i in batches[k]] + tail
+
+
+def reads_checkpoints_while_running(trial: Any) -> bool:
+    """Whether the study may load a trial's checkpoints while it still runs: a retry of a lost trial resumes
+    from its ``last/``, and population-based training copies a running trial's folder into its children."""
+    study = getattr(trial, "study", None)
+    if study is None:
+        return True
+    scheduler = getattr(study, "scheduler", None)
+    return getattr(study, "retry", None) is not None or bool(getattr(scheduler, "copies_checkpoints", False))
+
+
 class TrialRunner:
     """Trains one trial's model. :meth:`run` returns the best validation metric."""
 
@@ -128,6 +166,10 @@ class TrialRunner:
         self.history: list[dict[str, Any]] = []
         self.first_order: list[int] | None = None
         self.progress_report = ProgressReport(trial)
+        self.saves_every_evaluation = reads_checkpoints_while_running(trial)
+        self.pending_best: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None
+        self.saved_last_at = -1
+        self.resumed_from: Path | None = None
 
     # Set-up ---------------------------------------------------------------------------------------------------
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
@@ -138,6 +180,7 @@ class TrialRunner:
     def _resume(self, folder: Path) -> None:
         """Load weights, optimizer state, progress and RNG from ``folder``; hyperparameters stay the trial's."""
         tensors, meta = load_checkpoint(folder / LAST)
+        self.resumed_from = folder
         missing, unexpected = self.model.load_state_dict(tensors["model"], strict=False)
         trained = {n for n, p in self.model.named_parameters() if p.requires_grad}
         if unexpected or trained & set(missing):
@@ -173,7 +216,11 @@ class TrialRunner:
                 self.first_order = self._curriculum_order()
             return self.first_order
         rng = np.random.default_rng([int(self.hp.seed), epoch])
-        return rng.permutation(len(self.setup.train)).tolist()
+        order = rng.permutation(len(self.setup.train)).tolist()
+        if not self.hp.group_by_length:
+            return order
+        lengths = [len(e["input_ids"]) for e in self.setup.train]
+        return length_grouped(order, lengths, int(self.hp.batch_size), rng)
 
     def _curriculum_order(self) -> list[int]:
         train = self.setup.train
@@ -256,6 +303,7 @@ class TrialRunner:
                     "trial %s: no checkpoint in %s; training from the start", self.trial.number, resume
                 )
             self._train()
+            self.finish()
         finally:
             if self.train_seconds > 0:  # examples per second of the optimizer steps (first step excluded)
                 self.trial.set_user_attr("train_examples_per_s", self.examples_trained / self.train_seconds)
@@ -337,14 +385,11 @@ class TrialRunner:
         )
         if p.best_value is None or self.direction.better(value, p.best_value):
             p.best_value, p.best_step, p.best_metrics, p.bad_evals = value, report_step, scores, 0
-            save_checkpoint(
-                Path(self.trial.checkpoint_dir) / BEST,
-                tensors={"model": trainable_state(self.model)},
-                meta={"params": self.params, "metrics": scores, "report_step": report_step},
-            )
+            self._keep_best(scores, report_step)
         else:
             p.bad_evals += 1
-        self._save_last()
+        if self.saves_every_evaluation:
+            self._save_last()
         self.trial.set_user_attr("eval_history", self.history)
         logger.info(
             "trial %s step %d: validation %s %.4f (train loss %.4f)",
@@ -356,6 +401,8 @@ class TrialRunner:
         )
         self.trial.report(value, report_step)
         if self.trial.should_stop():
+            if self.trial.pause_requested:  # promoted later: it resumes from here
+                self._save_last()
             return True
         if self.setup.patience and p.bad_evals >= self.setup.patience:
             logger.info(
@@ -363,7 +410,36 @@ class TrialRunner:
             )
             return True
         budget = self.trial.budget
-        return budget is not None and report_step >= budget
+        if budget is not None and report_step >= budget:
+            self._save_last()  # a larger budget may resume it
+            return True
+        return False
+
+    # Checkpoints: ``best/`` for the final model, ``last/`` only where a resume may load it -----------------------
+    def _keep_best(self, scores: dict[str, float], report_step: int) -> None:
+        """Keep the weights of a new best evaluation: written at once where the study may read them while the
+        trial runs, else held in memory and written once when the trial ends (:meth:`finish`)."""
+        meta = {"params": self.params, "metrics": scores, "report_step": report_step}
+        state = trainable_state(self.model)
+        if self.saves_every_evaluation:
+            save_checkpoint(self._folder(BEST), tensors={"model": state}, meta=meta)
+        else:
+            self.pending_best = ({k: v.detach().to("cpu", copy=True) for k, v in state.items()}, meta)
+
+    def finish(self) -> None:
+        """Write what the trial leaves behind: the best weights unless the scheduler stopped (pruned) it, whose
+        checkpoint nothing reads; and no stale ``last/`` once a finished trial cannot be resumed."""
+        pruned = self.trial.should_stop() and not self.trial.pause_requested
+        if self.pending_best is not None and not pruned:
+            tensors, meta = self.pending_best
+            save_checkpoint(self._folder(BEST), tensors={"model": tensors}, meta=meta)
+        self.pending_best = None
+        stale = self.resumed_from is not None and self.saved_last_at != self.progress.step
+        if stale and not self.saves_every_evaluation:
+            shutil.rmtree(self.resumed_from / LAST, ignore_errors=True)
+
+    def _folder(self, name: str) -> Path:
+        return Path(self.trial.checkpoint_dir) / name
 
     def _save_last(self) -> None:
         tensors: dict[str, Any] = {
@@ -380,4 +456,5 @@ class TrialRunner:
             "optimizer": self.hp.optimizer,
             "history": self.history,
         }
-        save_checkpoint(Path(self.trial.checkpoint_dir) / LAST, tensors=tensors, meta=meta)
+        save_checkpoint(self._folder(LAST), tensors=tensors, meta=meta)
+        self.saved_last_at = self.progress.step

@@ -74,6 +74,10 @@ class Scheduler(ABC):
     """Base class of schedulers. Subclasses implement :meth:`on_report`; budget-based ones also
     :meth:`next_trial`."""
 
+    #: Whether the scheduler makes new trials start from the checkpoint of a trial that may still be running
+    #: (population-based training), so running trials must keep a resumable checkpoint at every report.
+    copies_checkpoints: bool = False
+
     @abstractmethod
     def on_report(self, trial: TrialRecord, history: TrialHistory) -> Decision:
         """Decide after ``trial`` reported (its newest value is ``trial.last_intermediate``)."""

@@ -33,6 +33,8 @@ __all__ = ["PopulationBasedTraining"]
 class PopulationBasedTraining(Scheduler):
     """Exploit/explore every ``perturbation_interval`` steps (resource units) up to ``max_resource``."""
 
+    copies_checkpoints = True
+
     def __init__(
         self,
         max_resource: int,

@@ -11,9 +11,10 @@ import torch
 from nlp_tasks import TINY, trec_task
 
 import lmtune
+from lmtune.checkpoints import directory_size
 from lmtune.history import TrialHistory
 from lmtune.nlp import load_task
-from lmtune.nlp.checkpoint import LAST, load_checkpoint
+from lmtune.nlp.checkpoint import BEST, LAST, load_checkpoint
 from lmtune.nlp.hyperparameters import Hyperparameters, apply_to_optimizer, lr_factor, make_optimizer
 from lmtune.nlp.training import evaluate_model
 from lmtune.schedulers.base import Action, Decision, Scheduler, TrialStart
@@ -75,10 +76,39 @@ def test_a_paused_trial_resumes_to_the_same_state(data_dir: Path) -> None:
     _, paused = _run(spec, n_trials=2, scheduler=PauseAtOneThenPromote(), task=task)
     assert [r.state for r in paused.trials] == [TrialState.COMPLETE]
     assert paused.trials[0].intermediate == pytest.approx(straight.trials[0].intermediate, abs=1e-9)
-    a, _ = load_checkpoint(Path(straight.trials[0].checkpoint_dir) / LAST)
-    b, meta = load_checkpoint(Path(paused.trials[0].checkpoint_dir) / LAST)
-    assert meta["progress"]["epoch"] == 2
+    a, _ = load_checkpoint(Path(straight.trials[0].checkpoint_dir) / BEST)
+    b, meta = load_checkpoint(Path(paused.trials[0].checkpoint_dir) / BEST)
+    assert meta["report_step"] == max(paused.trials[0].intermediate, key=paused.trials[0].intermediate.get)
     assert all(torch.allclose(a["model"][k], b["model"][k], atol=1e-6) for k in a["model"])
+
+
+def test_a_finished_trial_keeps_only_its_best_weights(data_dir: Path) -> None:
+    """No optimizer state stays behind once a trial is finished and will not be resumed: a trial run straight
+    never writes ``last/``, and a paused one that was promoted and finished removes its own."""
+    spec = trec_task(data_dir, epochs=2)
+    task, straight = _run(spec)
+    _, paused = _run(spec, n_trials=2, scheduler=PauseAtOneThenPromote(), task=task)
+    for study in (straight, paused):
+        folder = Path(study.trials[0].checkpoint_dir)
+        assert sorted(p.name for p in folder.iterdir()) == [BEST]
+        tensors, _ = load_checkpoint(folder / BEST)
+        assert set(tensors) == {"model"}
+        weights = sum(t.numel() * t.element_size() for t in tensors["model"].values())
+        assert directory_size(folder) < 1.1 * weights + 100_000  # one model, not three
+
+
+def test_a_paused_trial_keeps_what_its_resume_needs(data_dir: Path) -> None:
+    task, study = _run(trec_task(data_dir, epochs=2), scheduler=PauseAtOneThenPromote())
+    record = study.trials[0]
+    assert record.state is TrialState.PAUSED
+    tensors, meta = load_checkpoint(Path(record.checkpoint_dir) / LAST)
+    assert meta["progress"]["epoch"] == 1 and tensors["optimizer"]["state"]
+    assert (Path(record.checkpoint_dir) / BEST).is_dir()
+
+
+def test_a_stopped_trial_writes_no_checkpoint(data_dir: Path) -> None:
+    _, study = _run(trec_task(data_dir, epochs=3), scheduler=StopAfterFirstReport())
+    assert study.trials[0].state is TrialState.PRUNED and study.trials[0].checkpoint_dir is None
 
 
 def test_resumed_optimizer_takes_the_new_hyperparameters() -> None:

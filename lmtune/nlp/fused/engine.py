@@ -286,5 +286,14 @@ def _tied_aliases(model: nn.Module) -> dict[str, str]:
 
 
 def _skeleton(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` without storage (on the meta device): the code the stacked tensors run through."""
-    return copy.deepcopy(model).to("meta")
+    """A copy of ``model`` without storage (on the meta device): the code the stacked tensors run through.
+
+    Hub kernels (transformers 5 applies them on load when the ``kernels`` package is present) are reset to the
+    torch code first: ``train()`` and ``eval()`` re-apply them for the model's device, which fails on ``meta``,
+    and ``vmap`` needs the torch code anyway.
+    """
+    skeleton = copy.deepcopy(model)
+    reset_kernels = getattr(skeleton, "reset_kernels", None)
+    if reset_kernels is not None and getattr(skeleton, "use_kernels", False):
+        reset_kernels()
+    return skeleton.to("meta")

@@ -268,6 +268,11 @@ class FusedGroup:
         r.trial.set_user_attr("train_examples_per_s", slot.examples / max(slot.seconds, 1e-9))
         if error is None and r.progress.best_value is None:
             error = LmtuneError(f"trial {r.trial.number} stopped before its first evaluation")
+        if error is None:
+            try:
+                r.finish()
+            except Exception as exc:  # noqa: BLE001 - a failed write fails this member only
+                error = exc
         return MemberResult(r.trial, r.progress.best_value, error)
 
     def _leave(self, trials: set[int]) -> None:
