@@ -24,6 +24,7 @@ from lmtune.nlp.checkpoint import BEST, load_checkpoint
 from lmtune.nlp.cleaning import CleaningOptions, DataSummary, clean_splits
 from lmtune.nlp.curriculum import first_model_difficulty
 from lmtune.nlp.data import Splits, expand_path, file_sha256, make_splits, read_rows, subsample
+from lmtune.nlp.encode_cache import cached_encoding, encoding_key
 from lmtune.nlp.hyperparameters import Hyperparameters
 from lmtune.nlp.lora import apply_lora, merge_lora
 from lmtune.nlp.models import ModelSource, build_model, load_tokenizer, resolve_source, train_tokenizer
@@ -38,6 +39,7 @@ logger = logging.getLogger("lmtune.nlp")
 
 _PACKAGES = ("torch", "transformers", "tokenizers", "peft", "sacrebleu", "lmtune")
 _SPLITS = ("train", "validation", "test")
+ENCODED_FOLDER = "encoded"  # under the study's checkpoint root
 
 
 def load_task(spec: Mapping[str, Any], base_dir: Path) -> Task:
@@ -69,6 +71,7 @@ class Task:
                 f"training data ({self.task_type.label_names}); check the column name"
             )
         self._encoded: dict[tuple[str, int], list[Example]] = {}
+        self.encode_cache: Path | None = None  # a study's folder of encoded splits (set by the first trial)
 
     # Identity ---------------------------------------------------------------------------------------------------
     @property
@@ -187,12 +190,20 @@ class Task:
         return load_tokenizer(self.source)
 
     def encoded(self, split: str, max_length: int) -> list[Example]:
-        """The examples of ``split`` at ``max_length`` tokens (computed once per length)."""
+        """The examples of ``split`` at ``max_length`` tokens: encoded once per length in this process, and once
+        per study where :attr:`encode_cache` is set (every process of the study reads that folder)."""
         key = (split, max_length)
         if key not in self._encoded:
-            self._encoded[key] = self.task_type.encode(
-                getattr(self.splits, split), self.tokenizer, max_length
-            )
+            rows = getattr(self.splits, split)
+
+            def encode() -> list[Example]:
+                return self.task_type.encode(rows, self.tokenizer, max_length)
+
+            if self.encode_cache is None:
+                self._encoded[key] = encode()
+            else:
+                name = encoding_key(self.task_type.name, self.tokenizer, max_length, rows)
+                self._encoded[key] = cached_encoding(self.encode_cache, name, encode)
         return self._encoded[key]
 
     def build(self, hp: Hyperparameters, max_length: int) -> torch.nn.Module:
@@ -234,6 +245,8 @@ class Task:
         params = {**self.spec.training, **trial.params}
         hp = Hyperparameters.from_params(params)
         max_length = int(hp.max_length or self.spec.max_length)
+        if self.encode_cache is None and hasattr(trial, "study"):
+            self.encode_cache = Path(trial.study.checkpoint_root) / ENCODED_FOLDER
         return TrialRunner(
             self._prepared(self.setup(max_length), params, hp, max_length), hp, trial, params
         ).run()
