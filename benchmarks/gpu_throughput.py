@@ -6,7 +6,8 @@
 CPU: 8 tiny from-config BERT classifiers (2 layers, width 32) on an SST-2 slice tokenised with the bundled MiniLM
 tokenizer, batch 32: trained one after another (a plain model and torch AdamW each, as the runner does) and as one
 fused group. GPU: MiniLM-L6 on SST-2 at batch 32 (bf16 autocast) — one process, N processes sharing the GPU, and
-fused groups of 4, 8 and 16. Every trial has its own learning rate, weight decay, seed and data order.
+fused groups of 4, 8, 16 and 32 (``--groups``), with peak GPU memory per trial. Every trial has its own learning
+rate, weight decay, seed and data order.
 With ``--study`` it runs only the study comparison of ``gpu_study.py`` (``--device cpu --tiny``: a CPU smoke run).
 """
 
@@ -157,54 +158,65 @@ def cpu_part(trials: int, steps: int) -> list[tuple[str, float, float]]:
     ]
 
 
+def _peak_gib() -> float:
+    return torch.cuda.max_memory_allocated() / 2**30
+
+
 def _packed_worker(seed: int, steps: int, queue: Any) -> None:
     device = torch.device("cuda")
     examples = sst2_examples(2048, 64)
-    queue.put(train_alone(minilm, seed, batches(examples, seed, 32, device), steps, device))
+    rate = train_alone(minilm, seed, batches(examples, seed, 32, device), steps, device)
+    queue.put((rate, _peak_gib()))
 
 
-def gpu_part(steps: int) -> list[tuple[str, float, float]]:
+def gpu_part(steps: int, groups: list[int], packed: list[int]) -> list[tuple[str, float, float, float]]:
+    """Rows of (configuration, aggregate steps/s, wall s, peak GPU memory per trial in GiB)."""
     device = torch.device("cuda")
     examples = sst2_examples(4096, 64)
     rows = []
+    torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    rows.append(
-        (
-            "MiniLM, 1 process",
-            train_alone(minilm, 0, batches(examples, 0, 32, device), steps, device),
-            time.perf_counter() - start,
-        )
-    )
+    rate = train_alone(minilm, 0, batches(examples, 0, 32, device), steps, device)
+    rows.append(("MiniLM, 1 process", rate, time.perf_counter() - start, _peak_gib()))
+    torch.cuda.empty_cache()
     ctx = mp.get_context("spawn")
-    for n in (4, 8):
+    for n in packed:
         queue = ctx.Queue()
         start = time.perf_counter()
         procs = [ctx.Process(target=_packed_worker, args=(s, steps, queue)) for s in range(n)]
         for p in procs:
             p.start()
-        total = sum(queue.get() for _ in procs)
+        results = [queue.get() for _ in procs]
         for p in procs:
             p.join()
-        rows.append((f"MiniLM, {n} processes packed", total, time.perf_counter() - start))
-    for k in (4, 8, 16):
+        total, memory = sum(r for r, _ in results), max(m for _, m in results)
+        rows.append((f"MiniLM, {n} processes packed", total, time.perf_counter() - start, memory))
+    for k in groups:
+        torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
-        rows.append(
-            (
-                f"MiniLM, fused group of {k}",
-                train_fused(minilm, k, examples, steps, 32, device),
-                time.perf_counter() - start,
-            )
-        )
+        try:
+            rate = train_fused(minilm, k, examples, steps, 32, device)
+        except torch.OutOfMemoryError:
+            print(f"fused group of {k}: out of GPU memory", flush=True)
+            break
+        rows.append((f"MiniLM, fused group of {k}", rate, time.perf_counter() - start, _peak_gib() / k))
         torch.cuda.empty_cache()
     return rows
 
 
-def print_table(title: str, rows: list[tuple[str, float, float]]) -> None:
+def print_table(title: str, rows: list[tuple[Any, ...]]) -> None:
     base = rows[0][1]
-    print(f"\n{title}\n| configuration | optimizer steps/s (all trials) | wall s | vs first row |")
-    print("| --- | ---: | ---: | ---: |")
-    for name, rate, wall in rows:
-        print(f"| {name} | {rate:.1f} | {wall:.1f} | {rate / base:.2f}x |")
+    memory = len(rows[0]) > 3
+    extra = " peak GPU memory per trial GiB |" if memory else ""
+    print(f"\n{title}\n| configuration | optimizer steps/s (all trials) | wall s | vs first row |{extra}")
+    print("| --- | ---: | ---: | ---: |" + (" ---: |" if memory else ""))
+    for name, rate, wall, *rest in rows:
+        cells = f" {rest[0]:.2f} |" if memory else ""
+        print(f"| {name} | {rate:.1f} | {wall:.1f} | {rate / base:.2f}x |{cells}", flush=True)
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
 
 
 def main() -> None:
@@ -212,6 +224,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--steps", type=int, default=60, help="optimizer steps per trial (CPU)")
     parser.add_argument("--gpu-steps", type=int, default=200, help="optimizer steps per trial (GPU)")
+    parser.add_argument("--groups", default="4,8,16,32", help="fused group sizes on the GPU")
+    parser.add_argument("--packed", default="4,8", help="processes sharing the GPU, one trial each")
     parser.add_argument("--study", action="store_true", help="run the SST-2 study comparison instead")
     gpu_study.add_study_arguments(parser)
     args = parser.parse_args()
@@ -230,10 +244,10 @@ def main() -> None:
         print(f"GPU: {torch.cuda.get_device_name()}")
         print_table(
             f"GPU: MiniLM-L6 on SST-2, batch 32, bf16 autocast, {args.gpu_steps} steps each",
-            gpu_part(args.gpu_steps),
+            gpu_part(args.gpu_steps, _ints(args.groups), _ints(args.packed)),
         )
     else:
-        print("\nno CUDA device: the GPU part (processes packed, fused groups of 4/8/16) was not run")
+        print("\nno CUDA device: the GPU part (processes packed, fused groups) was not run")
 
 
 if __name__ == "__main__":
