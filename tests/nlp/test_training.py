@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from nlp_tasks import TINY, trec_task
@@ -16,7 +17,7 @@ from lmtune.history import TrialHistory
 from lmtune.nlp import load_task
 from lmtune.nlp.checkpoint import BEST, LAST, load_checkpoint
 from lmtune.nlp.hyperparameters import Hyperparameters, apply_to_optimizer, lr_factor, make_optimizer
-from lmtune.nlp.training import evaluate_model
+from lmtune.nlp.training import MEGA_BATCH, evaluate_model, length_grouped
 from lmtune.schedulers.base import Action, Decision, Scheduler, TrialStart
 from lmtune.trial import TrialRecord, TrialState
 
@@ -299,3 +300,20 @@ def test_a_curriculum_orders_the_first_epoch_only(data_dir: Path, curriculum: st
             )
         assert losses[:8].max() <= losses[8:].min()  # easiest (lowest loss) first
     assert second != first
+
+
+def test_length_grouped_batches_pad_less_and_keep_every_example_once() -> None:
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(2, 60, size=1000).tolist()
+    order = rng.permutation(1000).tolist()
+    grouped = length_grouped(order, lengths, 32, np.random.default_rng(1))
+    assert sorted(grouped) == list(range(1000))
+    assert grouped == length_grouped(order, lengths, 32, np.random.default_rng(1))  # seeded
+    assert grouped != length_grouped(order, lengths, 32, np.random.default_rng(2))
+
+    def padded(o: list[int]) -> int:
+        return sum(max(lengths[i] for i in o[b : b + 32]) * len(o[b : b + 32]) for b in range(0, len(o), 32))
+
+    assert padded(grouped) < 0.7 * padded(order)
+    tail = grouped[992:]  # 1000 = 31 full batches + 8: the partial batch stays last
+    assert len(tail) == 8 and set(tail) <= set(order[MEGA_BATCH * 32 * 3 :])
