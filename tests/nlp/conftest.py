@@ -91,11 +91,12 @@ def _hub_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def hub_cache(_hub_home: Path, monkeypatch: pytest.MonkeyPatch, no_network: None) -> Path:
-    """An offline Hugging Face home whose hub cache holds the bundled MiniLM as ``HUB_ID`` (tag ``v1``)."""
+def hub_cache(_hub_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: None) -> Path:
+    """An offline Hugging Face home whose hub cache holds the bundled MiniLM as ``HUB_ID`` (tag ``v1``); each test
+    has its own datasets cache."""
     home = _hub_home
     monkeypatch.setenv("HF_HOME", str(home))
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.delenv("HF_DATASETS_CACHE", raising=False)
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "datasets-cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return home / "hub"
