@@ -72,9 +72,10 @@ def _tokenizer(folder: str) -> Any:
     return AutoTokenizer.from_pretrained(folder)
 
 
-def _as_texts(X: Any) -> tuple[list[str], int | None]:
-    """Texts from ``X``: a 1-D sequence of strings, or a 2-D array whose row values are joined with spaces
-    (one column of text, or tabular features read as text). Returns the texts and the number of columns.
+def _as_texts(X: Any) -> tuple[list[Any], int | None]:
+    """Texts from ``X``: a 1-D sequence of strings; a 2-D array of two columns, read as sentence pairs (each text
+    a ``(first, second)`` tuple); or another 2-D array whose row values are joined with spaces (one column of text,
+    or tabular features read as text). Returns the texts and the number of columns.
 
     A 1-D ``X`` must hold strings: a 1-D array of numbers is refused, as scikit-learn refuses it, because it is
     more often a mistaken feature vector than text.
@@ -92,6 +93,8 @@ def _as_texts(X: Any) -> tuple[list[str], int | None]:
         array = check_array(X, dtype=None, ensure_all_finite=True, ensure_min_samples=1)
         if array.dtype.kind in "fc" and not np.all(np.isfinite(array)):
             raise ValueError("Input X contains NaN or infinity")
+        if array.shape[1] == 2:
+            return [(str(first), str(second)) for first, second in array], 2
         return [" ".join(str(v) for v in row) for row in array], array.shape[1]
     texts = list(X)
     if not texts:
@@ -111,6 +114,9 @@ def _is_2d_list(X: Any) -> bool:
 
 class TransformerClassifier(ClassifierMixin, BaseEstimator):
     """Fine-tune a Hugging Face encoder for text classification in ``fit``.
+
+    ``X`` is a list of texts, or two columns of texts for sentence-pair tasks (paraphrase, entailment), which are
+    encoded as the tokenizer's pair input (segment ids for BERT-type models, ``longest_first`` truncation).
 
     ``model`` is a model folder, a ``transformers`` config (a small model built from scratch, e.g. for tests) or
     None for the bundled MiniLM; ``tokenizer`` a tokenizer folder (default: the model's folder, or MiniLM's for a
@@ -227,9 +233,15 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
             tokenizer_dir = self.tokenizer or folder
         return model, _tokenizer(str(tokenizer_dir))
 
-    def _encode(self, texts: Sequence[str], tokenizer: Any) -> Any:
+    def _encode(self, texts: Sequence[Any], tokenizer: Any) -> Any:
+        pairs = isinstance(texts[0], tuple)
         return tokenizer(
-            list(texts), truncation=True, max_length=int(self.max_length), padding=True, return_tensors="pt"
+            [t[0] for t in texts] if pairs else list(texts),
+            [t[1] for t in texts] if pairs else None,
+            truncation="longest_first",
+            max_length=int(self.max_length),
+            padding=True,
+            return_tensors="pt",
         )
 
     # Fitting -----------------------------------------------------------------------------------------------------

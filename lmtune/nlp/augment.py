@@ -397,27 +397,29 @@ def augment_text(
 
 def augment_rows(
     rows: Sequence[Mapping[str, Any]],
-    column: str,
+    column: str | Sequence[str],
     options: AugmentOptions,
     seed: int,
     wordnet: WordNetSynonyms | None = None,
 ) -> list[Row]:
     """The rows followed by ``options.copies`` augmented copies of each (other columns, e.g. the label, kept).
 
-    Copies identical to their source (too short to edit) are left out. Seeded: the same rows, options and seed
-    give the same result.
+    ``column`` is one text column or several (both texts of a sentence pair, each edited on its own). Copies
+    identical to their source (too short to edit) are left out. Seeded: the same rows, options and seed give the
+    same result.
     """
     if not options.active:
         return [dict(r) for r in rows]
+    columns = [column] if isinstance(column, str) else list(column)
     if (options.synonym > 0 or options.insertion > 0) and wordnet is None:
         wordnet = WordNetSynonyms()
     rng = np.random.default_rng(seed)
     extra: list[Row] = []
     for _ in range(options.copies):
         for row in rows:
-            text = augment_text(str(row[column]), options, rng, wordnet)
-            if text != row[column]:
-                extra.append({**row, column: text})
+            texts = {c: augment_text(str(row[c]), options, rng, wordnet) for c in columns}
+            if any(texts[c] != row[c] for c in columns):
+                extra.append({**row, **texts})
     return [dict(r) for r in rows] + extra
 
 

@@ -91,17 +91,19 @@ def file_format(path: Path) -> str:
 
 
 def _open_text(path: Path) -> io.TextIOBase:
+    # utf-8-sig: a leading byte-order mark (as in the MRPC release) would otherwise stick to the first column name
     if path.suffix.lower() == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")  # noqa: SIM115 - returned to the caller's with-block
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 - returned to the caller's with-block
 
 
-def read_rows(path: Path) -> list[Row]:
+def read_rows(path: Path, fmt: str | None = None) -> list[Row]:
     """Read a table of rows: CSV/TSV with a header line, a JSON list of objects, JSONL, Parquet, or text (one row
-    per non-empty line, in the column ``text``). A file that is not UTF-8 is a ConfigError saying where."""
+    per non-empty line, in the column ``text``). ``fmt`` overrides the format the suffix implies (a ``.txt`` file
+    holding TSV). A file that is not UTF-8 is a ConfigError saying where."""
     from lmtune.nlp.tables import encoding_error, read_parquet
 
-    fmt = file_format(path)
+    fmt = fmt or file_format(path)
     if fmt == "parquet":
         return read_parquet(path)
     try:

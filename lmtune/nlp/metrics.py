@@ -1,4 +1,4 @@
-"""Evaluation metrics: accuracy and macro-F1 (fractions in 0..1), perplexity, and corpus BLEU (0..100)."""
+"""Evaluation metrics: accuracy, binary and macro F1 (fractions in 0..1), perplexity, and corpus BLEU (0..100)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["accuracy", "corpus_bleu", "macro_f1", "perplexity"]
+__all__ = ["accuracy", "binary_f1", "corpus_bleu", "macro_f1", "perplexity"]
 
 
 def accuracy(predictions: Sequence[int], labels: Sequence[int]) -> float:
@@ -29,6 +29,14 @@ def macro_f1(predictions: Sequence[int], labels: Sequence[int], num_classes: int
             continue
         scores.append(2 * tp / (2 * tp + fp + fn))
     return float(np.mean(scores)) if scores else float("nan")
+
+
+def binary_f1(predictions: Sequence[int], labels: Sequence[int], positive: int = 1) -> float:
+    """F1 of the ``positive`` class, as GLUE reports it for MRPC and QQP (0 when it is never predicted or seen)."""
+    pred, gold = np.asarray(predictions), np.asarray(labels)
+    tp = int(np.sum((pred == positive) & (gold == positive)))
+    wrong = int(np.sum((pred == positive) != (gold == positive)))
+    return 2 * tp / (2 * tp + wrong) if tp + wrong else 0.0
 
 
 def perplexity(total_loss: float, n_tokens: int) -> float:

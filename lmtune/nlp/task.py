@@ -25,12 +25,13 @@ from lmtune.nlp.cleaning import CleaningOptions, DataSummary, clean_splits
 from lmtune.nlp.curriculum import first_model_difficulty
 from lmtune.nlp.data import Splits, expand_path, file_sha256, make_splits, read_rows, subsample
 from lmtune.nlp.encode_cache import cached_encoding, encoding_key
+from lmtune.nlp.hub import load_disk_dataset, load_hub_dataset
 from lmtune.nlp.hyperparameters import Hyperparameters
 from lmtune.nlp.lora import apply_lora, merge_lora
 from lmtune.nlp.models import ModelSource, build_model, load_tokenizer, resolve_source, train_tokenizer
 from lmtune.nlp.spec import TaskSpec, parse_task_spec
-from lmtune.nlp.tables import check_columns, check_labels
-from lmtune.nlp.task_types import Example, TaskType, task_type_for
+from lmtune.nlp.tables import check_columns, check_labels, dataset_splits
+from lmtune.nlp.task_types import TEXT_COLUMNS, Example, TaskType, task_type_for
 from lmtune.nlp.training import TrainingSetup, TrialRunner, evaluate_model, free_memory
 
 __all__ = ["Task", "load_task"]
@@ -59,6 +60,7 @@ class Task:
         self.spec = spec
         self.base_dir = base_dir
         self.files = self._resolve_files()
+        self.dataset_record: dict[str, Any] = {}
         self.data_summary: DataSummary | None = None
         self._difficulty: dict[tuple[int, int], Any] = {}
         self.splits = self._load_splits()
@@ -69,6 +71,11 @@ class Task:
             raise ConfigError(
                 f"task.data.label: column {spec.data.label!r} has fewer than two classes in the "
                 f"training data ({self.task_type.label_names}); check the column name"
+            )
+        if self.metric == "f1" and len(self.task_type.label_names) != 2:
+            raise ConfigError(
+                f"task.metric: f1 is the F1 of the positive class of a two-class task, but this task has "
+                f"{len(self.task_type.label_names)} classes; use macro_f1"
             )
         self._encoded: dict[tuple[str, int], list[Example]] = {}
         self.encode_cache: Path | None = None  # a study's folder of encoded splits (set by the first trial)
@@ -96,7 +103,9 @@ class Task:
     def _resolve_files(self) -> dict[str, Path]:
         data = self.spec.data
         root = expand_path(data.root, self.base_dir)
-        files = {}
+        files: dict[str, Path] = {}
+        if data.train is None:  # rows come from a dataset, not files
+            return files
         for split in _SPLITS:
             given = getattr(data, split)
             if given is None:
@@ -111,32 +120,76 @@ class Task:
         return files
 
     def _columns(self) -> dict[str, str]:
-        """Study-file column name -> internal name, per task type."""
+        """Study-file column name -> internal name, per task type (a sentence pair's second text: ``text_pair``)."""
         data = self.spec.data
         if self.spec.type == "classification":
-            return {data.text: "text", data.label: "label"}
+            return {**dict(zip(data.text_columns, TEXT_COLUMNS, strict=False)), data.label: "label"}
         if self.spec.type == "causal-lm":
-            return {data.text: "text"}
+            return {data.text_columns[0]: "text"}
         return {data.source: "source", data.target: "target"}
 
-    def _read(self, split: str) -> list[dict[str, Any]] | None:
-        path = self.files.get(split)
-        if path is None:
+    def _fields(self) -> dict[str, str]:
+        """Study-file field (``task.data.text[1]``) -> column name, for errors."""
+        data, fields = self.spec.data, {}
+        for column, name in self._columns().items():
+            pair = name in TEXT_COLUMNS and len(data.text_columns) == 2
+            fields[f"task.data.text[{TEXT_COLUMNS.index(name)}]" if pair else f"task.data.{name}"] = column
+        return fields
+
+    def _raw_splits(self) -> dict[str, tuple[list[dict[str, Any]] | None, str, str]]:
+        """Rows of each split as read (before column selection), with the field they come from and their name
+        in messages (the file name, or the dataset's split)."""
+        data = self.spec.data
+        if data.train is not None:
+            read = {}
+            for split in _SPLITS:
+                path = self.files.get(split)
+                rows = None if path is None else read_rows(path, data.format)
+                if rows is not None and not rows:
+                    raise ConfigError(f"task.data.{split}: file {str(path)!r} holds no rows")
+                read[split] = (rows, f"task.data.{split}", path.name if path else "")
+            return read
+        if data.hub is not None:
+            dataset = load_hub_dataset(data.hub, data.config, data.revision, data.data_files, self.base_dir)
+            source = f"dataset {data.hub!r}" + (f" (config {data.config!r})" if data.config else "")
+        else:
+            assert data.dataset is not None
+            dataset = load_disk_dataset(data.dataset, self.base_dir)
+            source = f"dataset folder {data.dataset!r}"
+        rows, record = dataset_splits(dataset, data.splits, source)
+        self.dataset_record = {
+            "source": "hub" if data.hub is not None else "save_to_disk",
+            "name": data.hub or data.dataset,
+            "config": data.config,
+            "revision": data.revision,
+            "splits": record,
+        }
+        return {
+            split: (
+                rows[split],
+                f"task.data.splits.{split}",
+                f"split {record.get(split, {}).get('split')!r} of {source}",
+            )
+            for split in _SPLITS
+        }
+
+    def _select(self, rows: list[dict[str, Any]] | None, where: str) -> list[dict[str, Any]] | None:
+        if rows is None:
             return None
-        rows = read_rows(path)
-        if not rows:
-            raise ConfigError(f"task.data.{split}: file {str(path)!r} holds no rows")
         columns = self._columns()
-        check_columns(rows, {f"task.data.{name}": column for column, name in columns.items()}, path.name)
+        check_columns(rows, self._fields(), where)
         return [{name: row[column] for column, name in columns.items()} for row in rows]
 
     def _load_splits(self) -> Splits:
         data = self.spec.data
         text_like = self.spec.type == "causal-lm"
+        raw = self._raw_splits()
+        given = {split: self._select(rows, name) for split, (rows, _, name) in raw.items()}
+        self._split_fields = {split: field for split, (_, field, _) in raw.items()}
         splits = make_splits(
-            self._read("train") or [],
-            self._read("validation"),
-            self._read("test"),
+            given["train"] or [],
+            given["validation"],
+            given["test"],
             validation_fraction=data.validation_fraction,
             test_fraction=data.test_fraction,
             seed=data.split_seed,
@@ -151,7 +204,7 @@ class Task:
         if self.spec.type == "classification":
             known = {r["label"] for r in splits.train}
             for split in ("validation", "test"):
-                check_labels((r["label"] for r in getattr(splits, split)), known, f"task.data.{split}")
+                check_labels((r["label"] for r in getattr(splits, split)), known, self._split_fields[split])
         empty = [name for name in _SPLITS if not getattr(splits, name)]
         if empty:
             sizes = ", ".join(f"{name} {len(getattr(splits, name))}" for name in _SPLITS)
@@ -165,7 +218,7 @@ class Task:
         """Apply ``task.data.cleaning`` (when given) and print the data summary before tuning starts."""
         if self.spec.data.cleaning is None:
             return splits
-        columns = ["source", "target"] if self.spec.type == "translation" else ["text"]
+        columns = self._text_columns()
         label = "label" if self.spec.type == "classification" else None
         cleaned, self.data_summary = clean_splits(
             {"train": splits.train, "validation": splits.validation, "test": splits.test},
@@ -176,16 +229,22 @@ class Task:
         print(self.data_summary.format(), flush=True)
         return Splits(cleaned["train"], cleaned["validation"], cleaned["test"])
 
+    def _text_columns(self) -> list[str]:
+        """The internal text columns of a row: cleaned, deduplicated and augmented together."""
+        if self.spec.type == "translation":
+            return ["source", "target"]
+        return (
+            list(TEXT_COLUMNS[: len(self.spec.data.text_columns)])
+            if self.spec.type == "classification"
+            else ["text"]
+        )
+
     # Model and encodings ----------------------------------------------------------------------------------------
     @functools.cached_property
     def tokenizer(self) -> Any:
         if self.source.kind == "scratch" and self.source.tokenizer_path is None:
             rows = self.splits.train
-            texts = (
-                [r["source"] for r in rows] + [r["target"] for r in rows]
-                if self.spec.type == "translation"
-                else [r["text"] for r in rows]
-            )
+            texts = [r[c] for c in self._text_columns() for r in rows]
             return train_tokenizer(texts, self.spec.model.vocab_size, wrap=self.spec.type != "causal-lm")
         return load_tokenizer(self.source)
 
@@ -259,8 +318,8 @@ class Task:
         rows = self.splits.train
         options = AugmentOptions.from_params(params)
         if options.active and self.spec.type != "causal-lm":
-            column = "source" if self.spec.type == "translation" else "text"
-            rows = augment_rows(rows, column, options, seed=int(hp.seed))
+            columns = ["source"] if self.spec.type == "translation" else self._text_columns()
+            rows = augment_rows(rows, columns, options, seed=int(hp.seed))
             setup = replace(setup, train=self.task_type.encode(rows, self.tokenizer, max_length))
         if hp.curriculum == "first_model":
             if self.spec.type != "classification":
@@ -296,7 +355,7 @@ class Task:
         return {
             "task": self.spec.type,
             "metric": self.metric,
-            "data": files,
+            "data": files or {"dataset": self.dataset_record},
             "split_sizes": self.splits.sizes(),
             "model": self.source.identity(),
             "packages": versions,

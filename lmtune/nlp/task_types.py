@@ -16,14 +16,17 @@ import torch.nn.functional as F
 from lmtune.exceptions import ConfigError
 from lmtune.nlp import metrics
 
-__all__ = ["Example", "TaskType", "collate", "task_type_for"]
+__all__ = ["TEXT_COLUMNS", "Example", "TaskType", "collate", "task_type_for"]
 
 Example = dict[str, Any]
+#: The internal names of a classification row's texts: one text, or a sentence pair (the tokenizer's arguments).
+TEXT_COLUMNS = ("text", "text_pair")
 IGNORE = -100  # label id ignored by the loss (padding)
 
 
 def collate(examples: Sequence[Example], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
-    """Pad a list of examples into tensors on ``device``: ``input_ids``, ``attention_mask``, ``labels``."""
+    """Pad a list of examples into tensors on ``device``: ``input_ids``, ``attention_mask``, ``labels``, and the
+    segment ids ``token_type_ids`` of sentence pairs (padded with 0) when the examples have them."""
     width = max(len(e["input_ids"]) for e in examples)
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(examples), width), dtype=torch.long)
@@ -31,6 +34,11 @@ def collate(examples: Sequence[Example], pad_id: int, device: torch.device) -> d
         ids[i, : len(e["input_ids"])] = torch.tensor(e["input_ids"])
         mask[i, : len(e["input_ids"])] = 1
     batch = {"input_ids": ids, "attention_mask": mask}
+    if "token_type_ids" in examples[0]:
+        segments = torch.zeros((len(examples), width), dtype=torch.long)
+        for i, e in enumerate(examples):
+            segments[i, : len(e["token_type_ids"])] = torch.tensor(e["token_type_ids"])
+        batch["token_type_ids"] = segments
     first = examples[0]["labels"]
     if isinstance(first, int):
         batch["labels"] = torch.tensor([e["labels"] for e in examples], dtype=torch.long)
@@ -117,12 +125,19 @@ class Classification(TaskType):
         return self._index[value]
 
     def encode(self, rows: Sequence[Mapping[str, Any]], tokenizer: Any, max_length: int) -> list[Example]:
+        """Token ids of each row's ``text``; a row with ``text_pair`` is encoded as the tokenizer's pair input
+        (with segment ids where the tokenizer makes them), both texts truncated in turn (``longest_first``)."""
         texts = [str(r["text"]) for r in rows]
-        ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
-        return [
-            {"input_ids": i, "labels": self.label_id(r["label"], "task.data")}
-            for i, r in zip(ids, rows, strict=True)
-        ]
+        pairs = [str(r["text_pair"]) for r in rows] if rows and "text_pair" in rows[0] else None
+        encoded = tokenizer(texts, pairs, truncation="longest_first", max_length=max_length)
+        segments = encoded.get("token_type_ids") if pairs is not None else None
+        examples = []
+        for n, (ids, row) in enumerate(zip(encoded["input_ids"], rows, strict=True)):
+            example = {"input_ids": ids, "labels": self.label_id(row["label"], "task.data")}
+            if segments is not None:
+                example["token_type_ids"] = segments[n]
+            examples.append(example)
+        return examples
 
     def evaluate(
         self, model: torch.nn.Module, batches: Callable[[], Any], tokenizer: Any, generate_max_length: int
@@ -135,11 +150,14 @@ class Classification(TaskType):
             total += float(F.cross_entropy(logits.float(), batch["labels"], reduction="sum"))
             preds.extend(logits.argmax(-1).tolist())
             gold.extend(batch["labels"].tolist())
-        return {
+        scores = {
             "accuracy": metrics.accuracy(preds, gold),
             "macro_f1": metrics.macro_f1(preds, gold, len(self.label_names)),
             "loss": total / max(len(gold), 1),
         }
+        if len(self.label_names) == 2:  # the second label in sorted order (1 of 0/1) is the positive class
+            scores["f1"] = metrics.binary_f1(preds, gold)
+        return scores
 
     def example_losses(
         self, model: torch.nn.Module, batch: Mapping[str, torch.Tensor], smoothing: float = 0.0

