@@ -101,6 +101,11 @@ class ModelSource:
         """What ``from_pretrained`` of the model (or its ``tokenizer``) is called with: the folder, or the hub id
         pinned to its resolved commit, so that every trial loads the same files."""
         options: dict[str, Any] = {"trust_remote_code": self.trust_remote_code}
+        if self.kind == "hub" and hub_offline() and self.path is not None:
+            # Offline, the resolved snapshot holds every file: loading it by path asks the Hub nothing, whereas
+            # by name transformers still looks up adapter files unless huggingface_hub read HF_HUB_OFFLINE when
+            # it was first imported.
+            return str(self.path), options
         if self.kind == "hub":
             options.update(
                 revision=self.commit or self.revision,

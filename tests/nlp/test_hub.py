@@ -109,21 +109,30 @@ def test_a_pinned_revision_resolves_to_its_commit_and_is_recorded(hub_cache: Pat
         "commit": HUB_COMMIT,
         "sha256": None,
     }
-    assert source.pretrained_args()[1]["revision"] == HUB_COMMIT
+    folder, options = source.pretrained_args()  # offline: the resolved snapshot, by path
+    assert Path(folder) == hub_cache / f"models--{HUB_ID.replace('/', '--')}" / "snapshots" / HUB_COMMIT
+    assert options == {"trust_remote_code": False}
     with pytest.raises(ConfigError, match=r"task\.model: model .* at revision 'v2' is not in the"):
         resolve_source(ModelSpec.model_validate({"hub": HUB_ID, "revision": "v2"}), tmp_path)
 
 
-def test_trust_remote_code_stays_off_unless_asked_and_then_warns(hub_cache: Path, tmp_path: Path) -> None:
+def test_trust_remote_code_stays_off_unless_asked_and_then_warns(
+    hub_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from lmtune.nlp.models import resolve_source
     from lmtune.nlp.spec import ModelSpec
 
-    assert resolve_source(ModelSpec.model_validate(HUB_ID), tmp_path).pretrained_args()[1] == {
-        "trust_remote_code": False,
-        "revision": HUB_COMMIT,
-        "cache_dir": str(hub_cache),
-        "local_files_only": True,
-    }
+    source = resolve_source(ModelSpec.model_validate(HUB_ID), tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # online, a trial loads by name at the resolved commit
+    assert source.pretrained_args() == (
+        HUB_ID,
+        {
+            "trust_remote_code": False,
+            "revision": HUB_COMMIT,
+            "cache_dir": str(hub_cache),
+            "local_files_only": False,
+        },
+    )
     with pytest.warns(UserWarning, match="trust_remote_code is on: Python code shipped with"):
         source = resolve_source(
             ModelSpec.model_validate({"hub": HUB_ID, "trust_remote_code": True}), tmp_path
