@@ -179,6 +179,13 @@ def test_string_numbers_enqueue_and_timeout(tmp_path: Path) -> None:
     assert sum(t.params == trials[0].params for t in trials) == 1
 
 
+def _deliver_sigint() -> None:
+    """Start a child with SIGINT handled and unblocked, as a terminal's Ctrl-C finds a fresh command: a child
+    inherits an ignored or blocked SIGINT from this process, where runtimes started by other tests live."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def test_ctrl_c_marks_the_trial_interrupted_and_a_rerun_resumes_it_from_its_checkpoint(
     tmp_path: Path,
 ) -> None:
@@ -190,7 +197,13 @@ def test_ctrl_c_marks_the_trial_interrupted_and_a_rerun_resumes_it_from_its_chec
     (tmp_path / "s.yaml").write_text("study: slow\nobjective: slow:objective\nn_trials: 3\n")
     url = db_url(tmp_path)
     command = [sys.executable, "-m", "lmtune.cli", "run", str(tmp_path / "s.yaml"), "--storage", url]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_deliver_sigint,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         time.sleep(0.2)
