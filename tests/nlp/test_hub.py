@@ -133,6 +133,7 @@ def test_trust_remote_code_stays_off_unless_asked_and_then_warns(
             "local_files_only": False,
         },
     )
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.warns(UserWarning, match="trust_remote_code is on: Python code shipped with"):
         source = resolve_source(
             ModelSpec.model_validate({"hub": HUB_ID, "trust_remote_code": True}), tmp_path
