@@ -19,6 +19,7 @@ from lmtune.exceptions import ConfigError
 
 __all__ = [
     "HubModel",
+    "dataset_commit",
     "hub_cache_dir",
     "hub_offline",
     "load_disk_dataset",
@@ -150,6 +151,18 @@ def load_hub_dataset(
     if not isinstance(loaded, datasets.DatasetDict):
         loaded = datasets.DatasetDict({"train": loaded})
     return loaded
+
+
+def dataset_commit(dataset: Any) -> str | None:
+    """The commit a loaded ``DatasetDict`` was built from, read from where its Arrow files lie: ``datasets`` keeps a
+    Hub dataset under a folder named by the resolved commit (``.../<config>/<version>/<commit>/``), and a folder
+    inside a Hub snapshot carries it as well. None for data that names no commit (a local folder, packaged files)."""
+    for split in dataset.values():
+        for cache in getattr(split, "cache_files", ()):
+            for part in reversed(Path(cache.get("filename", "")).parts):
+                if _COMMIT.match(part):
+                    return part
+    return None
 
 
 def load_disk_dataset(folder: str, base_dir: Path) -> Any:

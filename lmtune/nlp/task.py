@@ -25,7 +25,7 @@ from lmtune.nlp.cleaning import CleaningOptions, DataSummary, clean_splits
 from lmtune.nlp.curriculum import first_model_difficulty
 from lmtune.nlp.data import Splits, expand_path, file_sha256, make_splits, read_rows, subsample
 from lmtune.nlp.encode_cache import cached_encoding, encoding_key
-from lmtune.nlp.hub import load_disk_dataset, load_hub_dataset
+from lmtune.nlp.hub import dataset_commit, load_disk_dataset, load_hub_dataset
 from lmtune.nlp.hyperparameters import Hyperparameters
 from lmtune.nlp.lora import apply_lora, merge_lora
 from lmtune.nlp.models import ModelSource, build_model, load_tokenizer, resolve_source, train_tokenizer
@@ -162,6 +162,7 @@ class Task:
             "name": data.hub or data.dataset,
             "config": data.config,
             "revision": data.revision,
+            "commit": dataset_commit(dataset),
             "splits": record,
         }
         return {

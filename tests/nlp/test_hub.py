@@ -157,6 +157,24 @@ def test_a_save_to_disk_folder_loads_with_its_splits(
     assert set(task.splits.train[0]) == {"text", "text_pair", "label"}
 
 
+def test_a_dataset_built_from_a_commit_records_that_commit(
+    hub_cache: Path, dataset_repo: Path, tmp_path: Path
+) -> None:
+    """A Hub dataset's Arrow files lie in a folder named by the commit it was resolved to; the provenance says it.
+    A dataset with no commit in its path (a local folder) records none."""
+    import datasets
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    loaded = datasets.load_dataset(str(dataset_repo), "pairs")
+    loaded.save_to_disk(str(tmp_path / "glue" / "mrpc" / "1.0.0" / commit))
+    loaded.save_to_disk(str(tmp_path / "plain"))
+    spec = {"splits": {"validation": "dev"}}
+    pinned = load_task(_task(dataset=f"glue/mrpc/1.0.0/{commit}", **spec), tmp_path)
+    plain = load_task(_task(dataset="plain", **spec), tmp_path)
+    assert pinned.provenance()["data"]["dataset"]["commit"] == commit
+    assert plain.provenance()["data"]["dataset"]["commit"] is None
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
