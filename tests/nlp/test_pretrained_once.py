@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import minilm_folder
 from file_opens import FileOpens
 from nlp_tasks import trec_task
 from transformers import AutoModelForSequenceClassification, BertConfig, BertModel
@@ -19,6 +18,7 @@ import lmtune
 from lmtune.nlp import load_task
 from lmtune.nlp.hyperparameters import Hyperparameters
 from lmtune.nlp.task import Task
+from tests.nlp.conftest import minilm_folder
 
 MAX_LENGTH = 32
 
@@ -79,16 +79,19 @@ def test_each_trial_starts_from_the_pretrained_weights_with_its_own_dropout(
 ) -> None:
     folder = _pretrained_folder(tmp_path / "model")
     task = _task(data_dir, folder)
-    labels = len(task.task_type.label_names)
-    first = _build(task, dropout=0.1)
+    expected = _reference(folder, len(task.task_type.label_names), seed=0).state_dict()
+
+    def same_as_from_pretrained(model: torch.nn.Module) -> bool:  # the new head too: drawn from the seed
+        got = model.state_dict()
+        return got.keys() == expected.keys() and all(torch.equal(got[k], expected[k]) for k in expected)
+
+    first = _build(task, seed=0, dropout=0.1)  # reads the files
+    assert same_as_from_pretrained(first)
     with torch.no_grad():  # training changes the weights in place, as an optimizer step does
         for parameter in first.parameters():
             parameter.add_(1.0)
-    second = _build(task, seed=0, dropout=0.3)
-    reference = _reference(folder, labels, seed=0)
-    expected, got = reference.state_dict(), second.state_dict()
-    assert got.keys() == expected.keys()
-    assert all(torch.equal(got[k], expected[k]) for k in expected)  # the new head too: drawn from the seed
+    second = _build(task, seed=0, dropout=0.3)  # from the weights kept
+    assert same_as_from_pretrained(second)
     assert not {p.data_ptr() for p in first.parameters()} & {p.data_ptr() for p in second.parameters()}
     dropouts = [
         {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)} for model in (first, second)
