@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import optuna
 import torch
+import trainer_peer
 import transformers
 import yaml
 from transformers import (
@@ -243,25 +244,7 @@ def accuracy(prediction: Any) -> dict[str, float]:
 
 def training_arguments(setup: Setup, workdir: Path, **params: Any) -> TrainingArguments:
     """Trainer arguments for one trial: the budget of the lmtune side, the trial's own parameters."""
-    return TrainingArguments(
-        output_dir=str(workdir / "trainer"),
-        num_train_epochs=setup.epochs,
-        per_device_train_batch_size=setup.batch_size,
-        per_device_eval_batch_size=128,
-        lr_scheduler_type="linear",
-        max_grad_norm=1.0,
-        eval_strategy="epoch",
-        save_strategy="no",
-        logging_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        seed=0,
-        data_seed=0,
-        use_cpu=setup.device == "cpu",
-        bf16=setup.device == "cuda",
-        dataloader_num_workers=0,
-        **params,
-    )
+    return trainer_peer.training_arguments(workdir, setup.epochs, setup.batch_size, setup.device, **params)
 
 
 def run_optuna(setup: Setup, workdir: Path) -> Outcome:
@@ -271,12 +254,7 @@ def run_optuna(setup: Setup, workdir: Path) -> Outcome:
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir()))
 
     def tokenised(split: str) -> list[dict[str, Any]]:
-        rows = getattr(task.splits, split)
-        encoded = tokenizer([r["text"] for r in rows], truncation=True, max_length=setup.max_length)
-        return [
-            {"input_ids": ids, "attention_mask": mask, "labels": int(r["label"])}
-            for ids, mask, r in zip(encoded["input_ids"], encoded["attention_mask"], rows, strict=True)
-        ]
+        return trainer_peer.tokenised_rows(tokenizer, getattr(task.splits, split), setup.max_length)
 
     train, validation, test = tokenised("train"), tokenised("validation"), tokenised("test")
     collator = DataCollatorWithPadding(tokenizer)

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/trial_costs.py                      # MiniLM, 1 epoch of 320 SST-2 sentences
     .venv/bin/python benchmarks/trial_costs.py --train-examples 1200 --epochs 3
+    .venv/bin/python benchmarks/trial_costs.py --pool --train-examples 64    # what a trial process costs
 
 Each side runs in a fresh Python process, as a study's first trial does: one trial of the real MiniLM on the same
 SST-2 rows (the task's own train / validation split), batch 32, maximum length 64, the same learning rate and
@@ -14,6 +15,14 @@ default in-memory study). The parts are timed by wrapping the functions that do 
   ``_train_step``; Trainer: ``on_step_begin`` to ``on_step_end``); evaluation: the validation passes; checkpoint
   writes; storage round trips (every call into the study's storage: ask, reports, attributes, tell); the rest is
   each library's own bookkeeping (Trainer and data loader set-up, batching outside the step, logging).
+
+``--pool`` measures instead what running trials in the local process pool adds to each trial: ``lmtune run`` of
+a study of ``--pool-trials`` such trials (learning rates drawn by a seeded random sampler, the same in every run)
+three ways, each in a fresh process: trials one after another in the command's process (the default); a pool of
+``--workers`` trial processes forked from a server that imported torch, transformers and the NLP package once
+(what ``lmtune run`` does now); and the same pool whose server imported only the trial process's module (before),
+where every trial process imports them itself. A trial's seconds run from the study handing it out to its outcome
+being stored (as the storage records them); the pool's first trial also waits for the server to start.
 """
 
 from __future__ import annotations
@@ -30,6 +39,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import trainer_peer
 
 _START = time.time()
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -144,7 +155,6 @@ def trainer_trial(args: argparse.Namespace, clock: Clock, workdir: Path) -> None
         DataCollatorWithPadding,
         Trainer,
         TrainerCallback,
-        TrainingArguments,
     )
 
     from lmtune.nlp.task import load_task  # the same rows and split as the lmtune side
@@ -154,12 +164,7 @@ def trainer_trial(args: argparse.Namespace, clock: Clock, workdir: Path) -> None
     tokenizer = clock.span("tokeniser", lambda: AutoTokenizer.from_pretrained(model_dir))
 
     def tokenised(split: str) -> list[dict[str, Any]]:
-        rows = getattr(task.splits, split)
-        encoded = tokenizer([r["text"] for r in rows], truncation=True, max_length=64)
-        return [
-            {"input_ids": i, "attention_mask": m, "labels": int(r["label"])}
-            for i, m, r in zip(encoded["input_ids"], encoded["attention_mask"], rows, strict=True)
-        ]
+        return trainer_peer.tokenised_rows(tokenizer, getattr(task.splits, split), 64)
 
     train, validation = clock.span("tokenisation", lambda: (tokenised("train"), tokenised("validation")))
 
@@ -199,23 +204,7 @@ def trainer_trial(args: argparse.Namespace, clock: Clock, workdir: Path) -> None
             data_collator=DataCollatorWithPadding(tokenizer),
             compute_metrics=accuracy,
             callbacks=[Steps(), Report(trial)],
-            args=TrainingArguments(
-                output_dir=str(workdir / "trainer"),
-                num_train_epochs=args.epochs,
-                per_device_train_batch_size=32,
-                per_device_eval_batch_size=128,
-                learning_rate=5e-5,
-                lr_scheduler_type="linear",
-                max_grad_norm=1.0,
-                eval_strategy="epoch",
-                save_strategy="no",
-                logging_strategy="no",
-                report_to="none",
-                disable_tqdm=True,
-                seed=0,
-                use_cpu=True,
-                dataloader_num_workers=0,
-            ),
+            args=trainer_peer.training_arguments(workdir, args.epochs, 32, "cpu", learning_rate=5e-5),
         )
         trainer.evaluate = clock.wrap("evaluation", trainer.evaluate)  # type: ignore[method-assign]
         trainer.save_model = clock.wrap("checkpoint writes", trainer.save_model)  # type: ignore[method-assign]
@@ -227,7 +216,68 @@ def trainer_trial(args: argparse.Namespace, clock: Clock, workdir: Path) -> None
     study.optimize(objective, n_trials=1)
 
 
+POOL_RUNS = {
+    "one process": "one process, trials one after another (default)",
+    "pool": "pool, fork server imports torch, transformers, lmtune.nlp (now)",
+    "pool, bare server": "pool, fork server imports the trial module only (before)",
+}
+
+
+def pool_run(run: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """``lmtune run`` of a study of ``--pool-trials`` trials in this process; each trial's seconds from storage."""
+    import yaml
+
+    import lmtune
+    import lmtune.executors.local as local
+    from lmtune.cli import main as cli
+
+    if run == "pool, bare server":
+        local.forkserver_modules = lambda objective: ["lmtune.executors.trial_process"]
+    study = {
+        "study": "pool",
+        "task": task_spec(args),
+        "space": {"learning_rate": {"type": "float", "low": 2e-5, "high": 1e-4, "log": True}},
+        "sampler": {"name": "random", "seed": 0},
+        "n_trials": args.pool_trials,
+    }
+    if run != "one process":
+        study["workers"] = args.workers
+    path = workdir / "study.yaml"
+    path.write_text(yaml.safe_dump(study, sort_keys=False))
+    storage = f"sqlite:///{workdir / 'pool.db'}"
+    start = time.perf_counter()
+    try:
+        cli(["run", str(path), "--storage", storage], standalone_mode=False)
+    except SystemExit as exit:
+        if exit.code:
+            raise
+    wall = time.perf_counter() - start
+    records = lmtune.load_study("pool", storage).trials
+    if any(r.state.value != "COMPLETE" for r in records):
+        raise SystemExit(f"{run}: a trial did not complete: {[r.failure_reason for r in records]}")
+    return {"trials": [r.duration for r in records], "wall": wall}
+
+
+def print_pool_table(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> None:
+    import statistics
+
+    print(
+        f"\n{args.pool_trials} MiniLM trials on SST-2 ({args.train_examples} sentences, 10% validation, "
+        f"{args.epochs} epoch(s)); pool of {args.workers} worker(s); load average {os.getloadavg()[0]:.1f}\n"
+    )
+    print("| run | first trial s | later trials, median s | whole command s |")
+    print("| --- | ---: | ---: | ---: |")
+    for run, result in results.items():
+        first, *later = result["trials"]
+        median = f"{statistics.median(later):.2f}" if later else "-"
+        print(f"| {POOL_RUNS[run]} | {first:.2f} | {median} | {result['wall']:.2f} |")
+
+
 def child(side: str, args: argparse.Namespace) -> None:
+    if side in POOL_RUNS:
+        with tempfile.TemporaryDirectory(prefix="trial-costs-") as tmp:
+            print(json.dumps(pool_run(side, args, Path(tmp))))
+        return
     clock = Clock()
     clock.seconds["process start"] = _START - float(os.environ["TRIAL_COSTS_T0"])
     begin = time.perf_counter()
@@ -238,9 +288,10 @@ def child(side: str, args: argparse.Namespace) -> None:
     print(json.dumps(dict(clock.seconds)))
 
 
-def run_side(side: str, args: argparse.Namespace) -> tuple[dict[str, float], float]:
+def run_side(side: str, args: argparse.Namespace) -> tuple[dict[str, Any], float]:
     command = [sys.executable, __file__, "--side", side]
     command += ["--train-examples", str(args.train_examples), "--epochs", str(args.epochs)]
+    command += ["--pool-trials", str(args.pool_trials), "--workers", str(args.workers)]
     env = {**os.environ, "TRIAL_COSTS_T0": repr(time.time())}
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env)
@@ -256,10 +307,16 @@ def main() -> None:
         "--train-examples", type=int, default=320, help="SST-2 sentences read (10%% validation)"
     )
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--side", choices=["lmtune", "trainer"], help=argparse.SUPPRESS)
+    parser.add_argument("--pool", action="store_true", help="the cost of a trial process of the local pool")
+    parser.add_argument("--pool-trials", type=int, default=4, help="trials per run with --pool")
+    parser.add_argument("--workers", type=int, default=1, help="trial processes of the pool with --pool")
+    parser.add_argument("--side", choices=["lmtune", "trainer", *POOL_RUNS], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
         child(args.side, args)
+        return
+    if args.pool:
+        print_pool_table(args, {run: run_side(run, args)[0] for run in POOL_RUNS})
         return
     results = {"lmtune": run_side("lmtune", args), "Optuna + Trainer": run_side("trainer", args)}
     import torch

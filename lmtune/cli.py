@@ -150,7 +150,8 @@ def _optimize(
     elif executor is None:
         study.optimize(spec.objective, **options)
     else:  # trial processes load the objective (or task) from the file themselves
-        executor.optimize(study, FileObjective(str(spec.path.resolve())), **options)
+        modules = spec.task.process_modules() if spec.task is not None else ()
+        executor.optimize(study, FileObjective(str(spec.path.resolve()), modules), **options)
 
 
 def _enqueue_new(study: Study, configs: list[dict[str, Any]]) -> int:

@@ -23,14 +23,14 @@ from lmtune.executors.distributed import rank_environments
 from lmtune.executors.gpus import GpuSlots, detect_gpus
 from lmtune.executors.packing import AutoPacker, PackedTrial, Probe, StorageProbe
 from lmtune.executors.processes import Launched, ProcessExecutor
-from lmtune.executors.ref import StudyRef
+from lmtune.executors.ref import FileObjective, StudyRef
 from lmtune.executors.settings import Resources
 from lmtune.executors.trial_process import run_spawned
 from lmtune.storage import get_storage
 from lmtune.storage.base import Storage
 from lmtune.trial import Trial
 
-__all__ = ["LocalExecutor", "describe_exit"]
+__all__ = ["LocalExecutor", "describe_exit", "forkserver_modules"]
 
 logger = logging.getLogger("lmtune")
 
@@ -43,6 +43,19 @@ def describe_exit(code: int) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exited with code {code}"
+
+
+def forkserver_modules(objective: object) -> list[str]:
+    """What the pool's fork server imports before it forks trial processes: the trial process's own module and
+    what loading the objective needs (for a study file's ``task:``, torch, transformers and the NLP package).
+
+    A fresh process per trial is forked from that server, which was spawned clean (no threads, no CUDA, no open
+    database): as isolated as a spawned process, without paying the interpreter start and these imports for every
+    trial. None of these imports starts a thread or touches CUDA, so each trial still sets ``CUDA_VISIBLE_DEVICES``
+    before CUDA starts. The server is started once per process, with the modules of the first pool run in it.
+    """
+    preload = objective.preload() if isinstance(objective, FileObjective) else ()
+    return ["lmtune.executors.trial_process", *preload]
 
 
 class LocalExecutor(ProcessExecutor):
@@ -70,13 +83,10 @@ class LocalExecutor(ProcessExecutor):
         self._slots: GpuSlots | None = None
         self.packer: AutoPacker | None = None
         self._storage: Storage | None = None
-        # A fresh process per trial, forked from a server process that was spawned clean and has imported lmtune
-        # (no threads, no CUDA, no open database): as isolated as a spawned process, without paying the
-        # interpreter start and imports for every trial.
         self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(["lmtune.executors.trial_process"])
 
     def _start(self, ref: StudyRef) -> int:
+        self._context.set_forkserver_preload(forkserver_modules(ref.objective))
         gpus = self.resources.gpus_per_trial
         if gpus:
             ids, found_by = detect_gpus()

@@ -33,9 +33,16 @@ class FileObjective:
     """The objective (or ``task:``) of a study file, loaded in the process that runs the trial.
 
     A task holds data and models that should not travel between processes; its file is small and is read again.
+    ``modules``: what loading the file imports beyond :mod:`lmtune.config` (a task's torch and transformers).
     """
 
     path: str
+    modules: tuple[str, ...] = ()
+
+    def preload(self) -> tuple[str, ...]:
+        """The modules a process imports to load this objective, which a process pool can import once for all
+        its trial processes."""
+        return ("lmtune.config", *self.modules)
 
     def load(self) -> Callable[..., Any]:
         if self.path not in _LOADED_FILES:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import importlib.util
+import json
 import re
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
@@ -35,9 +35,18 @@ from transformers import (
 from lmtune.exceptions import ConfigError, MissingDependencyError
 from lmtune.nlp.data import expand_path, file_sha256
 from lmtune.nlp.hub import hub_cache_dir, hub_offline, resolve_hub_model
+from lmtune.nlp.pretrained import Pretrained, files_signature, last_pretrained
 from lmtune.nlp.spec import ModelSpec
 
-__all__ = ["ModelSource", "build_model", "load_tokenizer", "resolve_source", "set_dropout", "train_tokenizer"]
+__all__ = [
+    "ModelSource",
+    "build_model",
+    "load_tokenizer",
+    "modeling_module",
+    "resolve_source",
+    "set_dropout",
+    "train_tokenizer",
+]
 
 SPECIAL_TOKENS = {
     "pad_token": "<pad>",
@@ -115,6 +124,25 @@ class ModelSource:
             return self.name, options
         folder = self.tokenizer_path if tokenizer and self.tokenizer_path is not None else self.path
         return str(folder), options
+
+
+def modeling_module(source: ModelSource) -> str | None:
+    """The transformers module that defines the source's model classes, when its architecture is known before
+    loading it (a process pool imports it ahead of its trials)."""
+    from transformers.models.auto.configuration_auto import model_type_to_module_name
+
+    model_type = source.architecture
+    if (
+        source.kind in ("folder", "hub")
+        and source.path is not None
+        and (source.path / "config.json").is_file()
+    ):
+        with contextlib.suppress(ValueError, OSError):
+            model_type = json.loads((source.path / "config.json").read_text()).get("model_type")
+    if not isinstance(model_type, str) or not model_type:
+        return None
+    name = model_type_to_module_name(model_type)
+    return f"transformers.models.{name}.modeling_{name}"
 
 
 def _package_dir(name: str) -> Path:
@@ -248,15 +276,45 @@ def load_tokenizer(source: ModelSource) -> PreTrainedTokenizerBase:
 
 
 # Models -------------------------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=1)
-def _gguf_weights(path: Path) -> tuple[Any, dict[str, torch.Tensor]]:
-    """De-quantised config and weights of a GGUF model, loaded once per process (about 20 s for 135M)."""
+def _gguf_weights(path: Path) -> Pretrained:
+    """De-quantised config and weights of a GGUF model (about 20 s for 135M, so read once per process)."""
     model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
     config = copy.deepcopy(model.config)
     # A GGUF-loaded model cannot save_pretrained: rebuilt models get a plain config without the quantisation.
     if hasattr(config, "quantization_config"):
         del config.quantization_config
-    return config, {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return Pretrained(type(model), config, {k: v.detach().clone() for k, v in model.state_dict().items()})
+
+
+def _from_files(source: ModelSource, auto: Any, config_options: Mapping[str, Any]) -> Pretrained:
+    """A folder or Hub model as ``from_pretrained`` loads it, keeping only the tensors its files held."""
+    name, options = source.pretrained_args()
+    config = AutoConfig.from_pretrained(name, **options, **config_options)
+    with _quiet_loading():  # a new classification head is expected: no "newly initialized" report
+        model, info = auto.from_pretrained(
+            name, config=copy.deepcopy(config), output_loading_info=True, **options
+        )
+    fresh = set(info["missing_keys"])
+    # Copied, so that nothing kept maps the files (which may be rewritten) or belongs to a model being trained.
+    weights = {k: v.detach().clone() for k, v in model.state_dict().items() if k not in fresh}
+    return Pretrained(type(model), config, weights, getattr(model, "generation_config", None))
+
+
+def _pretrained(source: ModelSource, auto: Any, config_options: Mapping[str, Any]) -> Pretrained:
+    """The source's pretrained weights, read from its files once per process (while they stay unchanged)."""
+    assert source.path is not None
+    key = (
+        source.kind,
+        str(source.path),
+        files_signature(source.path),
+        source.commit,
+        source.trust_remote_code,
+        auto.__name__,
+        tuple(sorted(config_options.items())),
+    )
+    if source.kind == "gguf":
+        return last_pretrained(key, lambda: _gguf_weights(source.path))  # type: ignore[arg-type]
+    return last_pretrained(key, lambda: _from_files(source, auto, config_options))
 
 
 def _scratch_config(
@@ -358,7 +416,9 @@ def build_model(
 ) -> PreTrainedModel:
     """A fresh model for one trial, with the trial's dropout and (from scratch) its size parameters.
 
-    Weights are initialised under the caller's torch seed, so a trial is reproducible.
+    Pretrained weights are read from their files once per process and copied into each trial's model; what is
+    initialised (a new head, a model from config) is drawn from the caller's torch seed, so a trial is
+    reproducible.
     """
     auto = _AUTO_CLASSES[task_type]
     dropout = params.get("dropout")
@@ -367,21 +427,26 @@ def build_model(
         config = _scratch_config(source.architecture, params, tokenizer, max_length, num_labels)
         model = auto.from_config(_with_dropout(config, dropout))
     elif source.kind == "gguf":
-        assert source.path is not None
         if task_type != "causal-lm":
             raise ConfigError("task.model.gguf: GGUF models are causal language models; use type: causal-lm")
-        config, weights = _gguf_weights(source.path)
-        model = auto.from_config(_with_dropout(config, dropout))
-        model.load_state_dict(weights, strict=False)
+        kept = _pretrained(source, auto, {})
+        model = auto.from_config(_with_dropout(kept.config, dropout))
+        model.load_state_dict(kept.weights, strict=False)  # copies into the model's own tensors
         model.tie_weights()
     else:
-        extra = {"num_labels": num_labels} if task_type == "classification" else {}
-        name, options = source.pretrained_args()
-        config = AutoConfig.from_pretrained(name, **options, **extra)
+        kept = _pretrained(source, auto, {"num_labels": num_labels} if task_type == "classification" else {})
+        config = copy.deepcopy(kept.config)
         if config.pad_token_id is None:
             config.pad_token_id = tokenizer.pad_token_id
-        with _quiet_loading():  # a new classification head is expected: no "newly initialized" report
-            model = auto.from_pretrained(name, config=_with_dropout(config, dropout), **options)
+        # from_pretrained given the weights instead of a name: what it does with the files' tensors (the new
+        # head drawn from the trial's seed, kernels, dtype), minus reading them.
+        with _quiet_loading():
+            model = kept.model_class.from_pretrained(
+                None, config=_with_dropout(config, dropout), state_dict=kept.copy_of_weights()
+            )
+        model.config.name_or_path = kept.config.name_or_path
+        if kept.generation_config is not None:
+            model.generation_config = copy.deepcopy(kept.generation_config)
     set_dropout(model, dropout)
     return model
 

@@ -28,7 +28,14 @@ from lmtune.nlp.encode_cache import cached_encoding, encoding_key
 from lmtune.nlp.hub import dataset_commit, load_disk_dataset, load_hub_dataset
 from lmtune.nlp.hyperparameters import Hyperparameters
 from lmtune.nlp.lora import apply_lora, merge_lora
-from lmtune.nlp.models import ModelSource, build_model, load_tokenizer, resolve_source, train_tokenizer
+from lmtune.nlp.models import (
+    ModelSource,
+    build_model,
+    load_tokenizer,
+    modeling_module,
+    resolve_source,
+    train_tokenizer,
+)
 from lmtune.nlp.spec import TaskSpec, parse_task_spec
 from lmtune.nlp.tables import check_columns, check_labels, dataset_splits
 from lmtune.nlp.task_types import TEXT_COLUMNS, Example, TaskType, task_type_for
@@ -95,6 +102,12 @@ class Task:
         if self.spec.device == "cuda" or (self.spec.device == "auto" and torch.cuda.is_available()):
             return torch.device("cuda")
         return torch.device("cpu")
+
+    def process_modules(self) -> tuple[str, ...]:
+        """The modules a process imports to run this task's trials: a process pool imports them once, before it
+        forks its trial processes."""
+        model = modeling_module(self.source)
+        return ("torch", "transformers", __name__, *([model] if model else []))
 
     def __repr__(self) -> str:
         return f"Task(type={self.spec.type!r}, model={self.source.name!r}, metric={self.metric!r})"
