@@ -223,6 +223,10 @@ def test_fusing_is_chosen_only_where_it_can_run(task: Any) -> None:
         build_spec({"study": "s", "objective": "math:sqrt", "execution": {"fuse": True}}, Path("s.yaml"))
 
 
+def _noop_objective(trial: Any) -> float:
+    return 0.0
+
+
 def test_without_gpus_auto_packing_runs_one_trial_per_worker(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -232,8 +236,11 @@ def test_without_gpus_auto_packing_runs_one_trial_per_worker(
     monkeypatch.setenv(FAKE_GPUS_ENV, "0")
     settings = execution_from_config(resources={"gpus_per_trial": "auto"})
     assert settings.resources.auto_packing and not settings.in_process
+    from lmtune.executors.ref import StudyRef
+
+    ref = StudyRef("sqlite:///unused.db", "packing", objective=_noop_objective, sampler=None)
     with caplog.at_level(logging.INFO):
-        assert LocalExecutor(resources=settings.resources)._start(None) == 1  # type: ignore[arg-type]
+        assert LocalExecutor(resources=settings.resources)._start(ref) == 1
     assert "no GPU found (LMTUNE_FAKE_GPUS=0); one trial per worker" in caplog.text
 
 
