@@ -6,7 +6,7 @@ It is :class:`~lmtune.schedulers.bohb.BOHB` with the settings that did best on `
 docs/strategies.md for the tables): one bracket (ASHA that stops trials outside the top third of each rung), the
 first trial at the prior mode or centre of the space, a model (GP or TPE, as ``sampler: auto`` chooses) fitted
 across all rungs, and a budget-aware top rung
-that keeps a share of the resource on fully trained candidates. The choice and its reasons are logged once.
+that keeps half of the resource on fully trained candidates. The choice and its reasons are logged once.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ AUTO_SETTINGS = {
     "model": "auto",
     "model_rungs": "all",
     "initial": "centre",
-    "full_share": 0.3,
+    "full_share": 0.5,
     "random_fraction": 1 / 3,
 }
 
