@@ -38,7 +38,8 @@ VARIANTS = {
     "auto, earlier (top rung 0.3)": AUTO_EARLIER,
     "earlier + model on the rungs that agree (0.3)": AUTO_EARLIER | {"min_correlation": 0.3},
     "earlier + both (top rung 0.5, agree 0.5)": AUTO_EARLIER | {"full_share": 0.5, "min_correlation": 0.5},
-    "auto (top rung 0.5)": dict(AUTO_SETTINGS),
+    "earlier + top rung 0.5": AUTO_EARLIER | {"full_share": 0.5},
+    "auto (top rung 0.5, rungs that agree 0.3)": dict(AUTO_SETTINGS),
 }
 
 

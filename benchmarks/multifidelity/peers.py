@@ -114,8 +114,9 @@ class OptunaDriver(Driver):
             self.study.tell(job.handle, value)
 
 
-#: ``auto`` as it was before its budget-aware top rung kept half the resource on fully trained candidates.
-AUTO_EARLIER = AUTO_SETTINGS | {"full_share": 0.3}
+#: ``auto`` as it was before its budget-aware top rung kept half the resource on fully trained candidates and its
+#: model left out the rungs that disagree with the highest one.
+AUTO_EARLIER = {k: v for k, v in AUTO_SETTINGS.items() if k != "min_correlation"} | {"full_share": 0.3}
 
 #: Name -> method. The first is lmtune's default multi-fidelity strategy (``scheduler: {name: auto}``).
 PEERS: dict[str, Peer] = {
