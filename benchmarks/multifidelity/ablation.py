@@ -1,7 +1,8 @@
 """Which of ``scheduler: auto``'s choices pays: one-bracket BOHB variants on the simulated clock, 1 worker, the
-protocol of ``run.py`` (regret of the best fully trained configuration within ``--budget`` full trainings).
+protocol of ``run.py`` (regret of the best fully trained configuration within ``--budget`` full trainings), each
+variant's regrets tested against the first variant's on the same seeds (paired Wilcoxon, two-sided).
 
-    python benchmarks/multifidelity/ablation.py --seeds 20 --tasks sst2 mfh3-good --variants before centre auto
+    python benchmarks/multifidelity/ablation.py --seeds 20 --tasks sst2 mfh3-good --variants before auto
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import wilcoxon
 
 # This folder (the task and peer modules) and the repository root (the lmtune beside the benchmarks) come first.
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[2])]
 
+from peers import AUTO_EARLIER  # noqa: E402
 from tasks import TASKS  # noqa: E402
 
 import lmtune  # noqa: E402
@@ -32,11 +35,16 @@ VARIANTS = {
     "+ model across rungs": BEFORE | {"model_rungs": "all"},
     "+ budget-aware top rung (0.3)": BEFORE | {"full_share": 0.3},
     "+ GP/TPE by sampler auto's rule": BEFORE | {"model": "auto"},
-    "auto (all four)": dict(AUTO_SETTINGS),
+    "auto, earlier (top rung 0.3)": AUTO_EARLIER,
+    "earlier + model on the rungs that agree (0.3)": AUTO_EARLIER | {"min_correlation": 0.3},
+    "earlier + both (top rung 0.5, agree 0.5)": AUTO_EARLIER | {"full_share": 0.5, "min_correlation": 0.5},
+    "earlier + top rung 0.5": AUTO_EARLIER | {"full_share": 0.5},
+    "auto (top rung 0.5, rungs that agree 0.3)": dict(AUTO_SETTINGS),
 }
 
 
 def regret(task: str, settings: dict | None, seed: int, budget: int) -> tuple[float, int]:
+    """Regret of the best fully trained configuration within the budget, and the full trainings inside it."""
     objective = TASKS[task][0](seed)
     scheduler = (
         SuccessiveHalving(objective.max_resource)
@@ -46,11 +54,23 @@ def regret(task: str, settings: dict | None, seed: int, budget: int) -> tuple[fl
     study = lmtune.create_study(
         objective.direction, space=objective.space, sampler=RandomSampler(seed=seed), scheduler=scheduler
     )
-    result = SimulatedExecutor(objective, 1, budget * objective.max_resource).run(study)
-    found = result.incumbent_at(budget * objective.max_resource)
+    limit = budget * objective.max_resource
+    result = SimulatedExecutor(objective, 1, limit).run(study)
+    found = result.incumbent_at(limit)
     sign = -1.0 if objective.direction == "maximize" else 1.0
     value = sign * (found.value - objective.best_value) if found is not None else np.nan
-    return value, sum(e.epoch == objective.max_resource for e in result.events)
+    full = sum(e.epoch == objective.max_resource and e.epochs_used <= limit for e in result.events)
+    return value, full
+
+
+def versus(mine: np.ndarray, reference: np.ndarray) -> str:
+    """'+' / '-' with p when a paired Wilcoxon test finds ``mine`` better / worse at p < 0.05, else ''."""
+    if np.allclose(mine, reference):
+        return ""
+    p = float(wilcoxon(mine, reference).pvalue)
+    if p >= 0.05:
+        return ""
+    return f" {'+' if np.nanmean(mine) < np.nanmean(reference) else '-'}p={p:.2f}"
 
 
 def main() -> None:
@@ -58,18 +78,26 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--budget", type=int, default=15)
     parser.add_argument(
-        "--tasks", nargs="+", default=["sst2", "mfh3-good", "mfh3-bad", "mfh6-good", "mfh6-bad"]
+        "--tasks",
+        nargs="+",
+        default=["sst2", "sst2-prior", "mfh3-good", "mfh3-bad", "mfh6-good", "mfh6-bad", "lcbench-167190"],
+        choices=list(TASKS),
     )
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = parser.parse_args()
-    print("| variant | " + " | ".join(args.tasks) + " |")
-    print("|" + " --- |" * (len(args.tasks) + 1))
+    print("| variant | " + " | ".join(args.tasks) + " | summed |")
+    print("|" + " --- |" * (len(args.tasks) + 2))
+    reference: dict[str, np.ndarray] = {}
     for variant in args.variants:
-        cells = []
+        cells, total = [], 0.0
         for task in args.tasks:
             runs = [regret(task, VARIANTS[variant], s, args.budget) for s in range(args.seeds)]
-            cells.append(f"{np.nanmean([r for r, _ in runs]):.4f} ({np.mean([f for _, f in runs]):.1f} full)")
-        print(f"| {variant} | " + " | ".join(cells) + " |", flush=True)
+            regrets = np.array([r for r, _ in runs])
+            test = versus(regrets, reference[task]) if task in reference else ""
+            reference.setdefault(task, regrets)
+            total += float(np.nanmean(regrets))
+            cells.append(f"{np.nanmean(regrets):.4f} ({np.mean([f for _, f in runs]):.1f} full){test}")
+        print(f"| {variant} | " + " | ".join(cells) + f" | {total:.4f} |", flush=True)
 
 
 if __name__ == "__main__":

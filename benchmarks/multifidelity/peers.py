@@ -15,6 +15,7 @@ from lmtune.benchmarking.curves import MultiFidelityFunction
 from lmtune.executors.simulated import Driver, Job, SimulatedExecutor, SimulationResult
 from lmtune.samplers import RandomSampler
 from lmtune.schedulers import BOHB, Hyperband, Scheduler, SuccessiveHalving, default_multifidelity_scheduler
+from lmtune.schedulers.auto import AUTO_SETTINGS
 from lmtune.space import CategoricalDistribution, FloatDistribution, IntDistribution, SearchSpace
 
 Runner = Callable[[MultiFidelityFunction, int, int, int], SimulationResult]
@@ -22,10 +23,12 @@ Runner = Callable[[MultiFidelityFunction, int, int, int], SimulationResult]
 
 @dataclass(frozen=True)
 class Peer:
-    """A method: its runner and the virtual environment it runs in (None: this interpreter)."""
+    """A method: its runner, the virtual environment it runs in (None: this interpreter) and the settings that
+    define it where they can change (stored with each run; a stored run with other settings is stale)."""
 
     runner: Runner
     venv: str | None = None
+    settings: dict[str, Any] | None = None
 
 
 def _lmtune(make_scheduler: Callable[[int, int], Scheduler | None]) -> Runner:
@@ -111,9 +114,18 @@ class OptunaDriver(Driver):
             self.study.tell(job.handle, value)
 
 
+#: ``auto`` as it was before its budget-aware top rung kept half the resource on fully trained candidates and its
+#: model left out the rungs that disagree with the highest one.
+AUTO_EARLIER = {k: v for k, v in AUTO_SETTINGS.items() if k != "min_correlation"} | {"full_share": 0.3}
+
 #: Name -> method. The first is lmtune's default multi-fidelity strategy (``scheduler: {name: auto}``).
 PEERS: dict[str, Peer] = {
-    "lmtune auto": Peer(_lmtune(lambda r, s: default_multifidelity_scheduler(r, seed=s))),
+    "lmtune auto": Peer(
+        _lmtune(lambda r, s: default_multifidelity_scheduler(r, seed=s)), settings=AUTO_SETTINGS
+    ),
+    "lmtune auto, earlier (top rung 0.3)": Peer(
+        _lmtune(lambda r, s: BOHB(r, seed=s, **AUTO_EARLIER)), settings=AUTO_EARLIER
+    ),
     "lmtune BOHB (1 bracket, before)": Peer(_lmtune(lambda r, s: BOHB(r, seed=s, n_brackets=1))),
     "lmtune Hyperband": Peer(_lmtune(lambda r, s: Hyperband(r, seed=s))),
     "lmtune ASHA": Peer(_lmtune(lambda r, s: SuccessiveHalving(r))),

@@ -50,7 +50,16 @@ def replay(method: str, task: str, workers: int, seed: int, budget: int) -> dict
         "incumbents": [[e.epochs_used, e.value, e.extra.get(key)] for e in result.incumbents()],
         "full_trainings": [e.epochs_used for e in result.events if e.epoch == objective.max_resource],
         "cpu_seconds": round(time.process_time() - started, 2),
+        "settings": PEERS[method].settings,
     }
+
+
+def is_current(path: Path, method: str) -> bool:
+    """Whether a run is stored at ``path`` with the method's present settings (else it is missing or stale)."""
+    if not path.exists():
+        return False
+    stored = json.loads(path.read_text()).get("settings")
+    return stored == json.loads(json.dumps(PEERS[method].settings))
 
 
 def replay_and_store(method: str, runs: list[tuple[str, int, int]], budget: int, out: Path) -> None:

@@ -8,7 +8,8 @@ Hartmann functions, LCBench through the YAHPO Gym surrogate), with 1 and 8 worke
 
 Each peer library runs in its own virtual environment ``DIR/<name>`` (``dehb``, ``smac``, ``synetune``, ``neps``;
 each with lmtune's dependencies importable), lmtune and Optuna in this interpreter. Every run is stored as JSON
-under ``--out`` (``benchmarks/results/multifidelity``) and never recomputed, so a rerun only adds what is missing;
+under ``--out`` (``benchmarks/results/multifidelity``) and never recomputed, so a rerun only adds what is missing
+(a run stored with other settings than the method has now, e.g. an earlier ``auto``, counts as missing);
 runs are taken in rounds of ``--chunk`` seeds so that a cut-short run still gives every method the same seeds.
 
 Protocol (per task and worker count): a method's score is the best value of a configuration trained to the full
@@ -40,7 +41,7 @@ from scipy.stats import mannwhitneyu, wilcoxon
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[2])]
 
 from peers import PEERS  # noqa: E402
-from replay import replay_and_store, result_path  # noqa: E402
+from replay import is_current, replay_and_store, result_path  # noqa: E402
 from tasks import TASKS, TEST_METRIC  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -61,7 +62,7 @@ def interpreter(method: str, venvs: Path | None) -> str | None:
 
 
 def missing(out: Path, task: str, workers: int, budget: int, method: str, seeds: list[int]) -> list[int]:
-    return [s for s in seeds if not result_path(out, task, workers, budget, method, s).exists()]
+    return [s for s in seeds if not is_current(result_path(out, task, workers, budget, method, s), method)]
 
 
 def run_group(python: str, method: str, runs: list[tuple[str, int, int]], budget: int, out: Path) -> str:
@@ -90,10 +91,11 @@ def run_group(python: str, method: str, runs: list[tuple[str, int, int]], budget
 
 
 def load(out: Path, task: str, workers: int, budget: int, method: str, seeds: list[int]) -> dict[int, dict]:
+    """The stored runs of ``method`` with its present settings (stale runs are left out until recomputed)."""
     runs = {}
     for seed in seeds:
         path = result_path(out, task, workers, budget, method, seed)
-        if path.exists():
+        if is_current(path, method):
             runs[seed] = json.loads(path.read_text())
     return runs
 

@@ -5,8 +5,8 @@ max_resource: 5}``) and from Python (``scheduler="auto"`` with ``max_resource``,
 It is :class:`~lmtune.schedulers.bohb.BOHB` with the settings that did best on ``benchmarks/multifidelity`` (see
 docs/strategies.md for the tables): one bracket (ASHA that stops trials outside the top third of each rung), the
 first trial at the prior mode or centre of the space, a model (GP or TPE, as ``sampler: auto`` chooses) fitted
-across all rungs, and a budget-aware top rung
-that keeps a share of the resource on fully trained candidates. The choice and its reasons are logged once.
+across the rungs whose ranking agrees with the highest rung's, and a budget-aware top rung that keeps half of the
+resource on fully trained candidates. The choice and its reasons are logged once.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ AUTO_SETTINGS = {
     "model": "auto",
     "model_rungs": "all",
     "initial": "centre",
-    "full_share": 0.3,
+    "full_share": 0.5,
+    "min_correlation": 0.3,
     "random_fraction": 1 / 3,
 }
 
@@ -34,7 +35,8 @@ _WHY = (
     "one bracket: the extra Hyperband brackets cost more than they saved on short budgets; first trial at the "
     "prior mode or centre: a sensible configuration is fully trained early; the model (GP for few numeric "
     "parameters, else TPE, as sampler auto chooses) fitted across all rungs: it learns from every report, not only "
-    "the few trials at the top rung; top rung keeps {share:.0%} of the "
+    "the few trials at the top rung, except rungs whose ranking disagrees with the highest rung's (Kendall tau "
+    "below {agree}), so misleading low fidelities do not steer it; top rung keeps {share:.0%} of the "
     "resource on fully trained candidates, so the final choice rests on enough of them"
 )
 
@@ -62,7 +64,7 @@ class AutoScheduler(BOHB):
             ", ".join(
                 f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in AUTO_SETTINGS.items()
             ),
-            _WHY.format(share=AUTO_SETTINGS["full_share"]),
+            _WHY.format(share=AUTO_SETTINGS["full_share"], agree=AUTO_SETTINGS["min_correlation"]),
         )
 
 

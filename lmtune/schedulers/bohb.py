@@ -9,7 +9,10 @@ does) sees one of two views of the history (``model_rungs``):
   are passed as RUNNING so the model can spread parallel proposals, trials stopped below it count as bad points.
 * ``"all"`` (in the spirit of Hyper-Tune, Li et al. 2022): every trial that reported, ranked first by the highest
   rung it reached and then by its value there, so the model learns from every rung at once and from the first
-  reports on, and the trials that climbed furthest are the ones it imitates.
+  reports on, and the trials that climbed furthest are the ones it imitates. With ``min_correlation`` set, a rung
+  whose ranking disagrees with the highest rung's (Kendall's tau below it, measured on the trials that have both)
+  is left out of the ladder, so misleading low fidelities stop steering the model (Hyper-Tune weighs its rungs by
+  the same kind of agreement).
 
 A share ``random_fraction`` of new trials is drawn uniformly, which keeps the search global. With
 ``initial="centre"`` the first trial is the space's prior mode where a prior is given, else its centre (numeric
@@ -45,6 +48,19 @@ MODELS = {
     "auto": ("lmtune.samplers.auto", "AutoSampler"),
 }
 MODEL_RUNGS = ("highest", "all")
+#: Trials with reports at both rungs needed before their rank correlation is trusted to drop a rung.
+MIN_PAIRS = 5
+
+
+def rank_agreement(pairs: list[tuple[float, float]]) -> float:
+    """Kendall's tau of the pairs (0 when either side is constant)."""
+    from scipy.stats import kendalltau
+
+    low, high = np.asarray(pairs).T
+    tau = kendalltau(low, high).statistic
+    return 0.0 if np.isnan(tau) else float(tau)
+
+
 INITIAL = ("random", "centre")
 
 
@@ -84,6 +100,7 @@ class BOHB(Hyperband):
         model_rungs: str = "highest",
         initial: str = "random",
         full_share: float = 0.0,
+        min_correlation: float | None = None,
     ) -> None:
         super().__init__(
             max_resource,
@@ -117,6 +134,15 @@ class BOHB(Hyperband):
             raise ConfigError(
                 f"scheduler.min_points_in_model must be an integer >= 2, but got {min_points_in_model!r}"
             )
+        if min_correlation is not None and (
+            isinstance(min_correlation, bool)
+            or not isinstance(min_correlation, (int, float))
+            or not -1 <= min_correlation <= 1
+        ):
+            raise ConfigError(
+                f"scheduler.min_correlation must be a number in [-1, 1] or null, but got {min_correlation!r}"
+            )
+        self.min_correlation = None if min_correlation is None else float(min_correlation)
         self.model = model
         self.random_fraction = float(random_fraction)
         self.min_points_in_model = min_points_in_model
@@ -191,17 +217,19 @@ class BOHB(Hyperband):
         """Every trial that reported at a rung, scored ``k + q`` (to maximise): ``k`` the index of the highest rung
         it reached, ``q`` in [0, 1) its rank among the reports at that rung (1 - (rank + 1) / n, best highest).
         Trials with no rung result yet are passed as RUNNING."""
+        trusted = self.trusted_rungs(history)
         reached: dict[int, int] = {}
         for record in history:
             if record.state is TrialState.FAILED:
                 continue
-            levels = [k for k, level in enumerate(self.levels) if level in record.intermediate]
+            levels = [k for k in trusted if self.levels[k] in record.intermediate]
             if levels:
                 reached[record.number] = levels[-1]
         if len(reached) < needed:
             return None
         score: dict[int, float] = {}
-        for k, level in enumerate(self.levels):
+        for k in trusted:
+            level = self.levels[k]
             at_level = [r for r in history if reached.get(r.number, -1) >= k and level in r.intermediate]
             ranked = sorted(at_level, key=lambda r: (history.signed(r.intermediate[level]), r.number))
             for rank, record in enumerate(ranked):
@@ -216,9 +244,33 @@ class BOHB(Hyperband):
         )
         return TrialHistory(records, "maximize", space)
 
+    def trusted_rungs(self, history: TrialHistory) -> list[int]:
+        """Indices of the rungs the ladder ranks by: with ``min_correlation`` set, a rung below the reference (the
+        highest rung with at least :data:`MIN_PAIRS` reports) is left out when the Kendall rank correlation of
+        the trials' values there and at the reference is below it (measured on at least :data:`MIN_PAIRS` trials
+        that have both; fewer: kept). Misleading low fidelities then stop steering the model (Hyper-Tune weighs
+        its rungs by the same kind of agreement)."""
+        every = list(range(len(self.levels)))
+        if self.min_correlation is None:
+            return every
+        live = [r for r in history if r.state is not TrialState.FAILED]
+        counts = [sum(level in r.intermediate for r in live) for level in self.levels]
+        reference = max((k for k in every if counts[k] >= MIN_PAIRS), default=0)
+        trusted = []
+        for k in every:
+            pairs = [
+                (r.intermediate[self.levels[k]], r.intermediate[self.levels[reference]])
+                for r in live
+                if self.levels[k] in r.intermediate and self.levels[reference] in r.intermediate
+            ]
+            if k >= reference or len(pairs) < MIN_PAIRS or rank_agreement(pairs) >= self.min_correlation:
+                trusted.append(k)
+        return trusted
+
     def describe(self) -> dict[str, Any]:
         return {
             **super().describe(),
+            "min_correlation": self.min_correlation,
             "model": self.model,
             "random_fraction": self.random_fraction,
             "min_points_in_model": self.min_points_in_model,

@@ -17,6 +17,7 @@ from lmtune.samplers import RandomSampler, TPESampler
 from lmtune.schedulers import BOHB, SuccessiveHalving, default_multifidelity_scheduler, scheduler_from_config
 from lmtune.schedulers.bohb import centre_point
 from lmtune.space import CategoricalDistribution, FloatDistribution, Prior, SearchSpace
+from lmtune.trial import TrialState
 
 
 def test_study_file_and_python_build_the_same_default():
@@ -125,3 +126,29 @@ def test_bohb_uses_its_model_on_define_by_run_objectives():
         _define_by_run(BOHB(5, seed=0, n_brackets=1, model="tpe", random_fraction=0.0), TPESampler(seed=0))
         == bohb
     )
+
+
+def test_a_rung_that_disagrees_with_the_top_rung_stops_steering_the_model(record, history):
+    # Six trials reached the full 5 epochs; their 1-epoch values rank them in the opposite order (misleading)
+    # or in the same order (informative). Four more stopped at the first rung.
+    def trials(first_rung):
+        full = [
+            record(n, {1: first_rung(n), 3: n / 10, 5: n / 10}, TrialState.COMPLETE, n / 10) for n in range(6)
+        ]
+        stopped = [record(n, {1: 0.0}, TrialState.PRUNED) for n in range(6, 10)]
+        return history(*full, *stopped)
+
+    misleading, informative = trials(lambda n: -n / 10), trials(lambda n: n / 10)
+    scheduler = BOHB(5, seed=0, n_brackets=1, model_rungs="all", min_correlation=0.3)
+    assert scheduler.trusted_rungs(misleading) == [1, 2]
+    assert scheduler.trusted_rungs(informative) == [0, 1, 2]
+    # Left out of the ladder, the trials that stopped at the misleading rung no longer count as bad points.
+    space = SearchSpace({"x": FloatDistribution(0.0, 1.0)})
+    ladder = scheduler.ladder_history(misleading, space, needed=2)
+    assert [r.state for r in ladder if r.number >= 6] == [TrialState.RUNNING] * 4
+    assert BOHB(5, n_brackets=1, model_rungs="all").trusted_rungs(misleading) == [0, 1, 2]
+
+
+def test_min_correlation_out_of_range_names_the_field():
+    with pytest.raises(ConfigError, match="scheduler.min_correlation"):
+        BOHB(5, min_correlation=2)
