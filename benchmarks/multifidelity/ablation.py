@@ -1,4 +1,4 @@
-"""Which of ``scheduler: auto``'s choices pays: one-bracket BOHB variants on the simulated clock, 1 worker, the
+"""Which of ``scheduler: auto``'s choices pays: one-bracket BOHB variants on the simulated clock (``--workers``, 1 by default), the
 protocol of ``run.py`` (regret of the best fully trained configuration within ``--budget`` full trainings), each
 variant's regrets tested against the first variant's on the same seeds (paired Wilcoxon, two-sided).
 
@@ -40,10 +40,16 @@ VARIANTS = {
     "earlier + both (top rung 0.5, agree 0.5)": AUTO_EARLIER | {"full_share": 0.5, "min_correlation": 0.5},
     "earlier + top rung 0.5": AUTO_EARLIER | {"full_share": 0.5},
     "auto (top rung 0.5, rungs that agree 0.3)": dict(AUTO_SETTINGS),
+    "auto - model across rungs": AUTO_SETTINGS | {"model_rungs": "highest", "min_correlation": None},
+    "auto - centre start": AUTO_SETTINGS | {"initial": "random"},
+    "auto - GP/TPE rule (TPE)": AUTO_SETTINGS | {"model": "tpe"},
+    "auto - budget-aware top rung": AUTO_SETTINGS | {"full_share": 0.0},
+    "auto - both (model on the highest rung, no top-rung share)": AUTO_SETTINGS
+    | {"model_rungs": "highest", "min_correlation": None, "full_share": 0.0},
 }
 
 
-def regret(task: str, settings: dict | None, seed: int, budget: int) -> tuple[float, int]:
+def regret(task: str, settings: dict | None, seed: int, budget: int, workers: int = 1) -> tuple[float, int]:
     """Regret of the best fully trained configuration within the budget, and the full trainings inside it."""
     objective = TASKS[task][0](seed)
     scheduler = (
@@ -55,7 +61,7 @@ def regret(task: str, settings: dict | None, seed: int, budget: int) -> tuple[fl
         objective.direction, space=objective.space, sampler=RandomSampler(seed=seed), scheduler=scheduler
     )
     limit = budget * objective.max_resource
-    result = SimulatedExecutor(objective, 1, limit).run(study)
+    result = SimulatedExecutor(objective, workers, limit).run(study)
     found = result.incumbent_at(limit)
     sign = -1.0 if objective.direction == "maximize" else 1.0
     value = sign * (found.value - objective.best_value) if found is not None else np.nan
@@ -78,6 +84,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--budget", type=int, default=15)
     parser.add_argument(
+        "--workers", type=int, default=1, help="trials running at once on the simulated clock"
+    )
+    parser.add_argument(
         "--tasks",
         nargs="+",
         default=["sst2", "sst2-prior", "mfh3-good", "mfh3-bad", "mfh6-good", "mfh6-bad", "lcbench-167190"],
@@ -91,7 +100,7 @@ def main() -> None:
     for variant in args.variants:
         cells, total = [], 0.0
         for task in args.tasks:
-            runs = [regret(task, VARIANTS[variant], s, args.budget) for s in range(args.seeds)]
+            runs = [regret(task, VARIANTS[variant], s, args.budget, args.workers) for s in range(args.seeds)]
             regrets = np.array([r for r, _ in runs])
             test = versus(regrets, reference[task]) if task in reference else ""
             reference.setdefault(task, regrets)
