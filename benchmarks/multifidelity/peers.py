@@ -15,7 +15,7 @@ from lmtune.benchmarking.curves import MultiFidelityFunction
 from lmtune.executors.simulated import Driver, Job, SimulatedExecutor, SimulationResult
 from lmtune.samplers import RandomSampler
 from lmtune.schedulers import BOHB, Hyperband, Scheduler, SuccessiveHalving, default_multifidelity_scheduler
-from lmtune.schedulers.auto import AUTO_SETTINGS
+from lmtune.schedulers.auto import AUTO_SETTINGS, IN_PARALLEL
 from lmtune.space import CategoricalDistribution, FloatDistribution, IntDistribution, SearchSpace
 
 Runner = Callable[[MultiFidelityFunction, int, int, int], SimulationResult]
@@ -121,7 +121,11 @@ AUTO_EARLIER = {k: v for k, v in AUTO_SETTINGS.items() if k != "min_correlation"
 #: Name -> method. The first is lmtune's default multi-fidelity strategy (``scheduler: {name: auto}``).
 PEERS: dict[str, Peer] = {
     "lmtune auto": Peer(
-        _lmtune(lambda r, s: default_multifidelity_scheduler(r, seed=s)), settings=AUTO_SETTINGS
+        _lmtune(lambda r, s: default_multifidelity_scheduler(r, seed=s)),
+        settings=AUTO_SETTINGS | {"in_parallel": IN_PARALLEL},
+    ),
+    "lmtune auto, one rule at any worker count": Peer(
+        _lmtune(lambda r, s: BOHB(r, seed=s, **AUTO_SETTINGS)), settings=AUTO_SETTINGS
     ),
     "lmtune auto, earlier (top rung 0.3)": Peer(
         _lmtune(lambda r, s: BOHB(r, seed=s, **AUTO_EARLIER)), settings=AUTO_EARLIER

@@ -6,16 +6,21 @@ It is :class:`~lmtune.schedulers.bohb.BOHB` with the settings that did best on `
 docs/strategies.md for the tables): one bracket (ASHA that stops trials outside the top third of each rung), the
 first trial at the prior mode or centre of the space, a model (GP or TPE, as ``sampler: auto`` chooses) fitted
 across the rungs whose ranking agrees with the highest rung's, and a budget-aware top rung that keeps half of the
-resource on fully trained candidates. The choice and its reasons are logged once.
+resource on fully trained candidates. While other trials run beside the one it decides for (several workers), it
+fits the model on the highest rung only and keeps no share for the top rung: with most trials still at the first
+rung, those two did worse at 8 workers. The choice and its reasons are logged once.
 """
 
 from __future__ import annotations
 
 import logging
 
+from lmtune.history import TrialHistory
 from lmtune.schedulers.bohb import BOHB
+from lmtune.space import SearchSpace
+from lmtune.trial import TrialState
 
-__all__ = ["AUTO_SETTINGS", "AutoScheduler", "default_multifidelity_scheduler"]
+__all__ = ["AUTO_SETTINGS", "IN_PARALLEL", "AutoScheduler", "default_multifidelity_scheduler"]
 
 logger = logging.getLogger("lmtune")
 
@@ -31,13 +36,17 @@ AUTO_SETTINGS = {
     "random_fraction": 1 / 3,
 }
 
+#: What ``auto`` uses instead while other trials run beside the one it decides for.
+IN_PARALLEL = {"model_rungs": "highest", "full_share": 0.0}
+
 _WHY = (
     "one bracket: the extra Hyperband brackets cost more than they saved on short budgets; first trial at the "
     "prior mode or centre: a sensible configuration is fully trained early; the model (GP for few numeric "
     "parameters, else TPE, as sampler auto chooses) fitted across all rungs: it learns from every report, not only "
     "the few trials at the top rung, except rungs whose ranking disagrees with the highest rung's (Kendall tau "
     "below {agree}), so misleading low fidelities do not steer it; top rung keeps {share:.0%} of the "
-    "resource on fully trained candidates, so the final choice rests on enough of them"
+    "resource on fully trained candidates, so the final choice rests on enough of them; while several trials run "
+    "at once: the model on the highest rung only and no top-rung share, which did better at 8 workers"
 )
 
 
@@ -66,6 +75,23 @@ class AutoScheduler(BOHB):
             ),
             _WHY.format(share=AUTO_SETTINGS["full_share"], agree=AUTO_SETTINGS["min_correlation"]),
         )
+
+    def model_history(self, history: TrialHistory, space: SearchSpace) -> TrialHistory | None:
+        if running_beside(history):
+            return self.rung_history(history, space, self.points_needed(space))
+        return super().model_history(history, space)
+
+    def _needs_full_trainings(self, history: TrialHistory) -> bool:
+        return not running_beside(history) and super()._needs_full_trainings(history)
+
+    def describe(self) -> dict[str, object]:
+        return {**super().describe(), "in_parallel": IN_PARALLEL}
+
+
+def running_beside(history: TrialHistory) -> bool:
+    """Whether trials run in parallel: more than one is running (the one decided for counts when it reports, and a
+    new trial is asked for when one has ended, so one worker never shows two)."""
+    return sum(r.state is TrialState.RUNNING for r in history) > 1
 
 
 #: The name Python callers have used for the default; the same class.

@@ -191,10 +191,14 @@ class BOHB(Hyperband):
 
     def model_history(self, history: TrialHistory, space: SearchSpace) -> TrialHistory | None:
         """The history as the model sees it (``model_rungs``); None while there are too few results."""
-        needed = self.min_points_in_model or len(space) + 1
+        needed = self.points_needed(space)
         if self.model_rungs == "all":
             return self.ladder_history(history, space, needed)
         return self.rung_history(history, space, needed)
+
+    def points_needed(self, space: SearchSpace) -> int:
+        """Results the model needs before it proposes: ``min_points_in_model``, else one more than the parameters."""
+        return self.min_points_in_model or len(space) + 1
 
     def rung_history(self, history: TrialHistory, space: SearchSpace, needed: int) -> TrialHistory | None:
         """Each trial's value at the highest rung with at least ``needed`` results."""

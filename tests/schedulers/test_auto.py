@@ -152,3 +152,21 @@ def test_a_rung_that_disagrees_with_the_top_rung_stops_steering_the_model(record
 def test_min_correlation_out_of_range_names_the_field():
     with pytest.raises(ConfigError, match="scheduler.min_correlation"):
         BOHB(5, min_correlation=2)
+
+
+def test_while_trials_run_in_parallel_auto_keeps_no_top_rung_share_and_models_the_highest_rung():
+    """With one trial running auto behaves as its settings say; with several, as IN_PARALLEL says."""
+    from lmtune.history import TrialHistory
+    from lmtune.schedulers.auto import AUTO_SETTINGS, IN_PARALLEL
+    from lmtune.trial import TrialRecord
+
+    def history(running: int) -> TrialHistory:
+        pruned = [TrialRecord(n, n, TrialState.PRUNED, intermediate={1: float(n)}) for n in range(6)]
+        busy = [TrialRecord(6 + n, 6 + n, TrialState.RUNNING, intermediate={1: 0.5}) for n in range(running)]
+        return TrialHistory(pruned + busy, "minimize")
+
+    auto = default_multifidelity_scheduler(9, seed=0)
+    settings = BOHB(9, seed=0, **AUTO_SETTINGS)
+    assert auto._needs_full_trainings(history(1)) and settings._needs_full_trainings(history(1))
+    assert not auto._needs_full_trainings(history(3)) and settings._needs_full_trainings(history(3))
+    assert IN_PARALLEL["full_share"] == 0.0 and auto.describe()["in_parallel"] == IN_PARALLEL
