@@ -15,7 +15,7 @@ from lmtune.benchmarking.curves import MultiFidelityFunction
 from lmtune.executors.simulated import Driver, Job, SimulatedExecutor, SimulationResult
 from lmtune.samplers import RandomSampler
 from lmtune.schedulers import BOHB, Hyperband, Scheduler, SuccessiveHalving, default_multifidelity_scheduler
-from lmtune.schedulers.auto import AUTO_SETTINGS, IN_PARALLEL
+from lmtune.schedulers.auto import AUTO_SETTINGS, IN_PARALLEL, AutoScheduler
 from lmtune.space import CategoricalDistribution, FloatDistribution, IntDistribution, SearchSpace
 
 Runner = Callable[[MultiFidelityFunction, int, int, int], SimulationResult]
@@ -114,15 +114,27 @@ class OptunaDriver(Driver):
             self.study.tell(job.handle, value)
 
 
+class LadderAuto(AutoScheduler):
+    """``auto`` before its model read the rungs through the calibrated view: a ranked ladder of the rungs, and the
+    highest rung only while trials run in parallel."""
+
+    settings = AUTO_SETTINGS | {"model_rungs": "all"}
+    in_parallel = {"model_rungs": "highest", "full_share": 0.0}
+
+
 #: ``auto`` as it was before its budget-aware top rung kept half the resource on fully trained candidates and its
 #: model left out the rungs that disagree with the highest one.
-AUTO_EARLIER = {k: v for k, v in AUTO_SETTINGS.items() if k != "min_correlation"} | {"full_share": 0.3}
+AUTO_EARLIER = {k: v for k, v in LadderAuto.settings.items() if k != "min_correlation"} | {"full_share": 0.3}
 
 #: Name -> method. The first is lmtune's default multi-fidelity strategy (``scheduler: {name: auto}``).
 PEERS: dict[str, Peer] = {
     "lmtune auto": Peer(
         _lmtune(lambda r, s: default_multifidelity_scheduler(r, seed=s)),
         settings=AUTO_SETTINGS | {"in_parallel": IN_PARALLEL},
+    ),
+    "lmtune auto, ranked ladder (before)": Peer(
+        _lmtune(lambda r, s: LadderAuto(r, seed=s)),
+        settings=LadderAuto.settings | {"in_parallel": LadderAuto.in_parallel},
     ),
     "lmtune auto, one rule at any worker count": Peer(
         _lmtune(lambda r, s: BOHB(r, seed=s, **AUTO_SETTINGS)), settings=AUTO_SETTINGS

@@ -4,11 +4,12 @@ max_resource: 5}``) and from Python (``scheduler="auto"`` with ``max_resource``,
 
 It is :class:`~lmtune.schedulers.bohb.BOHB` with the settings that did best on ``benchmarks/multifidelity`` (see
 docs/strategies.md for the tables): one bracket (ASHA that stops trials outside the top third of each rung), the
-first trial at the prior mode or centre of the space, a model (GP or TPE, as ``sampler: auto`` chooses) fitted
-across the rungs whose ranking agrees with the highest rung's, and a budget-aware top rung that keeps half of the
-resource on fully trained candidates. While other trials run beside the one it decides for (several workers), it
-fits the model on the highest rung only and keeps no share for the top rung: with most trials still at the first
-rung, those two did worse at 8 workers. The choice and its reasons are logged once.
+first trial at the prior mode or centre of the space, a model (GP or TPE, as ``sampler: auto`` chooses) fitted on
+every trial's value at the highest rung it reached, mapped onto the reference rung's scale by the line between the
+two rungs (the calibrated view), leaving out rungs whose ranking disagrees with the highest rung's, and a
+budget-aware top rung that keeps half of the resource on fully trained candidates. While other trials run beside
+the one it decides for (several workers), it keeps no share for the top rung: with most trials still at the first
+rung, that share held the lower rungs back at 8 workers. The choice and its reasons are logged once.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ AUTO_SETTINGS = {
     "reduction_factor": 3,
     "n_brackets": 1,
     "model": "auto",
-    "model_rungs": "all",
+    "model_rungs": "calibrated",
     "initial": "centre",
     "full_share": 0.5,
     "min_correlation": 0.3,
@@ -37,22 +38,28 @@ AUTO_SETTINGS = {
 }
 
 #: What ``auto`` uses instead while other trials run beside the one it decides for.
-IN_PARALLEL = {"model_rungs": "highest", "full_share": 0.0}
+IN_PARALLEL = {"model_rungs": "calibrated", "full_share": 0.0}
 
 _WHY = (
     "one bracket: the extra Hyperband brackets cost more than they saved on short budgets; first trial at the "
     "prior mode or centre: a sensible configuration is fully trained early; the model (GP for few numeric "
-    "parameters, else TPE, as sampler auto chooses) fitted across all rungs: it learns from every report, not only "
-    "the few trials at the top rung, except rungs whose ranking disagrees with the highest rung's (Kendall tau "
-    "below {agree}), so misleading low fidelities do not steer it; top rung keeps {share:.0%} of the "
-    "resource on fully trained candidates, so the final choice rests on enough of them; while several trials run "
-    "at once: the model on the highest rung only and no top-rung share, which did better at 8 workers"
+    "parameters, else TPE, as sampler auto chooses) fitted across all rungs, each trial's value carried to the "
+    "reference rung's scale by the line between the rungs: it learns from every report, not only the few trials "
+    "at the top rung, except rungs whose ranking disagrees with the highest rung's (Kendall tau below {agree}), "
+    "so misleading low fidelities do not steer it; top rung keeps {share:.0%} of the resource on fully trained "
+    "candidates, so the final choice rests on enough of them; while several trials run at once: no top-rung "
+    "share, which did better at 8 workers"
 )
 
 
 class AutoScheduler(BOHB):
     """lmtune's default multi-fidelity strategy (``scheduler: {name: auto}``): BOHB with :data:`AUTO_SETTINGS` on
-    rungs from ``min_resource`` to ``max_resource`` (in ``resource`` units); logs what it chose and why."""
+    rungs from ``min_resource`` to ``max_resource`` (in ``resource`` units), :data:`IN_PARALLEL` while other
+    trials run; logs what it chose and why. A subclass may set other ``settings``/``in_parallel`` (the benchmarks
+    keep earlier forms of ``auto`` that way)."""
+
+    settings: dict[str, object] = AUTO_SETTINGS
+    in_parallel: dict[str, object] = IN_PARALLEL
 
     def __init__(
         self,
@@ -64,28 +71,30 @@ class AutoScheduler(BOHB):
         seed: int = 0,
     ) -> None:
         super().__init__(
-            max_resource, min_resource, pause=pause, resource=resource, seed=seed, **AUTO_SETTINGS
+            max_resource, min_resource, pause=pause, resource=resource, seed=seed, **self.settings
         )  # type: ignore[arg-type]
         logger.info(
             "scheduler auto: BOHB, rungs %s %ss, %s; why: %s",
             self.levels,
             resource,
             ", ".join(
-                f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in AUTO_SETTINGS.items()
+                f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.settings.items()
             ),
-            _WHY.format(share=AUTO_SETTINGS["full_share"], agree=AUTO_SETTINGS["min_correlation"]),
+            _WHY.format(share=self.full_share, agree=self.min_correlation),
         )
 
     def model_history(self, history: TrialHistory, space: SearchSpace) -> TrialHistory | None:
         if running_beside(history):
-            return self.rung_history(history, space, self.points_needed(space))
+            return self.rungs_view(str(self.in_parallel["model_rungs"]), history, space)
         return super().model_history(history, space)
 
-    def _needs_full_trainings(self, history: TrialHistory) -> bool:
-        return not running_beside(history) and super()._needs_full_trainings(history)
+    def top_rung_share(self, history: TrialHistory) -> float:
+        if running_beside(history):
+            return float(self.in_parallel["full_share"])  # type: ignore[arg-type]
+        return super().top_rung_share(history)
 
     def describe(self) -> dict[str, object]:
-        return {**super().describe(), "in_parallel": IN_PARALLEL}
+        return {**super().describe(), "in_parallel": self.in_parallel}
 
 
 def running_beside(history: TrialHistory) -> bool:

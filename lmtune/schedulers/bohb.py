@@ -13,6 +13,11 @@ does) sees one of two views of the history (``model_rungs``):
   whose ranking disagrees with the highest rung's (Kendall's tau below it, measured on the trials that have both)
   is left out of the ladder, so misleading low fidelities stop steering the model (Hyper-Tune weighs its rungs by
   the same kind of agreement).
+* ``"calibrated"`` (``auto``'s): every trial that reported, valued on the scale of the reference rung (the highest
+  with :data:`MIN_PAIRS` reports): its value at the highest rung it reached, carried over by the least-squares line
+  from that rung's values to the reference rung's on the trials that have both. The model then sees how good each
+  trial looks, not only its rank, and a trial stopped early with a strong first report can outrank fully trained
+  ones, which lets the GP find the basin it is in. ``min_correlation`` leaves out rungs as for ``"all"``.
 
 A share ``random_fraction`` of new trials is drawn uniformly, which keeps the search global. With
 ``initial="centre"`` the first trial is the space's prior mode where a prior is given, else its centre (numeric
@@ -35,9 +40,10 @@ from lmtune.history import TrialHistory
 from lmtune.samplers.base import Sampler
 from lmtune.samplers.random import RandomSampler
 from lmtune.schedulers.base import TrialStart
+from lmtune.schedulers.forecast import kendall_tau
 from lmtune.schedulers.hyperband import Hyperband
 from lmtune.space import CategoricalDistribution, SearchSpace
-from lmtune.trial import TrialState
+from lmtune.trial import TrialRecord, TrialState
 
 __all__ = ["BOHB"]
 
@@ -47,18 +53,11 @@ MODELS = {
     "gp": ("lmtune.samplers.gp", "GPSampler"),
     "auto": ("lmtune.samplers.auto", "AutoSampler"),
 }
-MODEL_RUNGS = ("highest", "all")
+MODEL_RUNGS = ("highest", "all", "calibrated")
 #: Trials with reports at both rungs needed before their rank correlation is trusted to drop a rung.
 MIN_PAIRS = 5
-
-
-def rank_agreement(pairs: list[tuple[float, float]]) -> float:
-    """Kendall's tau of the pairs (0 when either side is constant)."""
-    from scipy.stats import kendalltau
-
-    low, high = np.asarray(pairs).T
-    tau = kendalltau(low, high).statistic
-    return 0.0 if np.isnan(tau) else float(tau)
+#: Trials with reports at a rung and at the reference rung needed to fit the line between them (fewer: a shift).
+MIN_LINE = 3
 
 
 INITIAL = ("random", "centre")
@@ -101,6 +100,7 @@ class BOHB(Hyperband):
         initial: str = "random",
         full_share: float = 0.0,
         min_correlation: float | None = None,
+        rank_by: str = "value",
     ) -> None:
         super().__init__(
             max_resource,
@@ -111,6 +111,7 @@ class BOHB(Hyperband):
             n_brackets=n_brackets,
             seed=seed,
             full_share=full_share,
+            rank_by=rank_by,
         )
         if model_rungs not in MODEL_RUNGS:
             raise ConfigError(
@@ -191,9 +192,15 @@ class BOHB(Hyperband):
 
     def model_history(self, history: TrialHistory, space: SearchSpace) -> TrialHistory | None:
         """The history as the model sees it (``model_rungs``); None while there are too few results."""
+        return self.rungs_view(self.model_rungs, history, space)
+
+    def rungs_view(self, model_rungs: str, history: TrialHistory, space: SearchSpace) -> TrialHistory | None:
+        """The history seen through one of :data:`MODEL_RUNGS`; None while there are too few results."""
         needed = self.points_needed(space)
-        if self.model_rungs == "all":
+        if model_rungs == "all":
             return self.ladder_history(history, space, needed)
+        if model_rungs == "calibrated":
+            return self.calibrated_history(history, space, needed)
         return self.rung_history(history, space, needed)
 
     def points_needed(self, space: SearchSpace) -> int:
@@ -248,6 +255,63 @@ class BOHB(Hyperband):
         )
         return TrialHistory(records, "maximize", space)
 
+    def calibrated_history(
+        self, history: TrialHistory, space: SearchSpace, needed: int
+    ) -> TrialHistory | None:
+        """Every trial that reported at a trusted rung, valued on the scale of the reference rung (the highest with
+        at least :data:`MIN_PAIRS` reports, else the first): its value at the highest trusted rung it reached, at
+        most the reference, mapped by :meth:`rung_calibration`. Trials with no such report are passed as RUNNING."""
+        live = [r for r in history if r.state is not TrialState.FAILED]
+        trusted = self.trusted_rungs(history)
+        reference = self.reference_rung(live)
+        highest: dict[int, int] = {}
+        for record in live:
+            levels = [k for k in trusted if k <= reference and self.levels[k] in record.intermediate]
+            if levels:
+                highest[record.number] = levels[-1]
+        if len(highest) < needed:
+            return None
+        lines = {k: self.rung_calibration(live, k, reference, history) for k in set(highest.values())}
+        records = []
+        for record in live:
+            k = highest.get(record.number)
+            if k is None:
+                records.append(record.replace(state=TrialState.RUNNING))
+                continue
+            shift, slope = lines[k]
+            value = shift + slope * history.signed(record.intermediate[self.levels[k]])
+            records.append(record.replace(state=TrialState.COMPLETE, value=value))
+        return TrialHistory(tuple(records), "minimize", space)
+
+    def rung_calibration(
+        self, live: list[TrialRecord], rung: int, reference: int, history: TrialHistory
+    ) -> tuple[float, float]:
+        """``(a, b)`` mapping a signed value at ``rung`` to the reference rung's scale, ``a + b * value``: the
+        least-squares line through the trials with both reports when there are at least :data:`MIN_LINE` and it
+        rises, else the mean difference between them as a shift, else the value itself."""
+        if rung == reference:
+            return 0.0, 1.0
+        low, high = self.levels[rung], self.levels[reference]
+        pairs = np.array(
+            [
+                (history.signed(r.intermediate[low]), history.signed(r.intermediate[high]))
+                for r in live
+                if low in r.intermediate and high in r.intermediate
+            ]
+        ).reshape(-1, 2)
+        if len(pairs) >= MIN_LINE and np.ptp(pairs[:, 0]) > 0:
+            slope, shift = np.polyfit(pairs[:, 0], pairs[:, 1], 1)
+            if slope > 0:
+                return float(shift), float(slope)
+        if len(pairs):
+            return float(np.mean(pairs[:, 1] - pairs[:, 0])), 1.0
+        return 0.0, 1.0
+
+    def reference_rung(self, live: list[TrialRecord]) -> int:
+        """The highest rung with at least :data:`MIN_PAIRS` reports (0 when none has)."""
+        counts = [sum(level in r.intermediate for r in live) for level in self.levels]
+        return max((k for k, count in enumerate(counts) if count >= MIN_PAIRS), default=0)
+
     def trusted_rungs(self, history: TrialHistory) -> list[int]:
         """Indices of the rungs the ladder ranks by: with ``min_correlation`` set, a rung below the reference (the
         highest rung with at least :data:`MIN_PAIRS` reports) is left out when the Kendall rank correlation of
@@ -258,8 +322,7 @@ class BOHB(Hyperband):
         if self.min_correlation is None:
             return every
         live = [r for r in history if r.state is not TrialState.FAILED]
-        counts = [sum(level in r.intermediate for r in live) for level in self.levels]
-        reference = max((k for k in every if counts[k] >= MIN_PAIRS), default=0)
+        reference = self.reference_rung(live)
         trusted = []
         for k in every:
             pairs = [
@@ -267,7 +330,11 @@ class BOHB(Hyperband):
                 for r in live
                 if self.levels[k] in r.intermediate and self.levels[reference] in r.intermediate
             ]
-            if k >= reference or len(pairs) < MIN_PAIRS or rank_agreement(pairs) >= self.min_correlation:
+            if (
+                k >= reference
+                or len(pairs) < MIN_PAIRS
+                or kendall_tau(*np.asarray(pairs).T) >= self.min_correlation
+            ):
                 trusted.append(k)
         return trusted
 

@@ -47,6 +47,7 @@ class Hyperband(SuccessiveHalving):
         n_brackets: int | None = None,
         seed: int = 0,
         full_share: float = 0.0,
+        rank_by: str = "value",
     ) -> None:
         super().__init__(
             max_resource,
@@ -55,6 +56,7 @@ class Hyperband(SuccessiveHalving):
             pause=pause,
             resource=resource,
             full_share=full_share,
+            rank_by=rank_by,
         )
         from lmtune.exceptions import ConfigError
 

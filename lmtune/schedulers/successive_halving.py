@@ -24,15 +24,19 @@ keeps a share of the budget on fully trained ones without letting bad trials thr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from lmtune.exceptions import ConfigError
 from lmtune.history import TrialHistory
 from lmtune.schedulers.base import CONTINUE, Action, Decision, Scheduler, TrialStart
+from lmtune.schedulers.forecast import final_forecasts
 from lmtune.trial import TrialRecord, TrialState
 
-__all__ = ["SuccessiveHalving", "rung_levels"]
+__all__ = ["RANK_BY", "SuccessiveHalving", "rung_levels"]
+
+#: How a rung ranks its trials: by their value there, or by the forecast of their final value.
+RANK_BY = ("value", "forecast")
 
 
 def rung_levels(min_resource: int, max_resource: int, reduction_factor: int) -> list[int]:
@@ -74,28 +78,48 @@ def rung_value(record: TrialRecord, level: int) -> float | None:
     return record.intermediate.get(level)
 
 
+def rung_key(
+    level: int, history: TrialHistory, forecasts: Mapping[int, float] | None = None
+) -> Callable[[TrialRecord], tuple[float, int]]:
+    """How trials at rung ``level`` are ranked (lower first): by their signed value there, or by ``forecasts`` of
+    their final value (signed, keyed by trial number) where given; ties go to the lower trial number."""
+    if forecasts is not None:
+        return lambda r: (forecasts[r.number], r.number)
+    return lambda r: (history.signed(r.intermediate[level]), r.number)
+
+
 def top_of_rung(
-    records: Sequence[TrialRecord], level: int, eta: float, history: TrialHistory
+    records: Sequence[TrialRecord],
+    level: int,
+    eta: float,
+    history: TrialHistory,
+    forecasts: Mapping[int, float] | None = None,
 ) -> list[TrialRecord]:
-    """The trials among ``records`` that are in the best ``floor(n / eta)`` at rung ``level`` (ties: lower number)."""
+    """The trials among ``records`` that are in the best ``floor(n / eta)`` at rung ``level`` (ranked by
+    :func:`rung_key`)."""
     at_rung = [r for r in records if r.state is not TrialState.FAILED and rung_value(r, level) is not None]
-    ranked = sorted(at_rung, key=lambda r: (history.signed(r.intermediate[level]), r.number))
+    ranked = sorted(at_rung, key=rung_key(level, history, forecasts))
     return ranked[: int(len(ranked) // eta)]
 
 
 def stays_in_rung(
-    trial: TrialRecord, records: Sequence[TrialRecord], level: int, eta: float, history: TrialHistory
+    trial: TrialRecord,
+    records: Sequence[TrialRecord],
+    level: int,
+    eta: float,
+    history: TrialHistory,
+    forecasts: Mapping[int, float] | None = None,
 ) -> bool:
     """Stop-form rule: whether ``trial`` ranks in the best ``max(1, floor(n / eta))`` of the ``n`` reports at
-    rung ``level`` (itself included)."""
-    value = rung_value(trial, level)
-    if value is None:
+    rung ``level`` (itself included; ranked by :func:`rung_key`)."""
+    if rung_value(trial, level) is None:
         return True
     at_rung = [r for r in records if r.state is not TrialState.FAILED and rung_value(r, level) is not None]
     if all(r.number != trial.number for r in at_rung):
         at_rung.append(trial)
-    mine = (history.signed(value), trial.number)
-    rank = sum((history.signed(r.intermediate[level]), r.number) < mine for r in at_rung)
+    key = rung_key(level, history, forecasts)
+    mine = key(trial)
+    rank = sum(key(r) < mine for r in at_rung)
     return rank < max(1, int(len(at_rung) // eta))
 
 
@@ -115,8 +139,12 @@ class SuccessiveHalving(Scheduler):
         pause: bool = False,
         resource: str = "epoch",
         full_share: float = 0.0,
+        rank_by: str = "value",
     ) -> None:
         check_resources(min_resource, max_resource, reduction_factor)
+        if rank_by not in RANK_BY:
+            raise ConfigError(f"scheduler.rank_by must be one of {list(RANK_BY)}, but got {rank_by!r}")
+        self.rank_by = rank_by
         if (
             isinstance(full_share, bool)
             or not isinstance(full_share, (int, float))
@@ -153,10 +181,12 @@ class SuccessiveHalving(Scheduler):
             return CONTINUE
         if step not in self.levels[bracket:-1]:
             return CONTINUE
-        peers = [r for r in history if self.bracket_of(r) == bracket]
-        if stays_in_rung(trial, peers, step, self.reduction_factor, history):
+        # The trial's own record as reported now (the history may not hold this report yet).
+        peers = [r for r in history if self.bracket_of(r) == bracket and r.number != trial.number] + [trial]
+        forecasts = self.forecasts(peers, step, bracket, history)
+        if stays_in_rung(trial, peers, step, self.reduction_factor, history, forecasts):
             return CONTINUE
-        if self._needs_full_trainings(history) and stays_in_rung(trial, peers, step, 2, history):
+        if self._needs_full_trainings(history) and stays_in_rung(trial, peers, step, 2, history, forecasts):
             return Decision(
                 reason=f"top half at rung {step} {self.resource}s, kept to have fully trained candidates"
             )
@@ -164,15 +194,31 @@ class SuccessiveHalving(Scheduler):
             Action.STOP, f"not in the top 1/{self.reduction_factor} at rung {step} {self.resource}s"
         )
 
+    def forecasts(
+        self, peers: Sequence[TrialRecord], level: int, bracket: int, history: TrialHistory
+    ) -> dict[int, float] | None:
+        """With ``rank_by="forecast"``: the forecast final value of the trials at rung ``level`` of ``bracket``
+        (see :mod:`lmtune.schedulers.forecast`); None to rank by value (the bracket's first rung has no rung below
+        to measure a gain from)."""
+        rung = self.levels.index(level)
+        if self.rank_by != "forecast" or rung <= bracket:
+            return None
+        return final_forecasts(peers, level, self.levels[rung - 1], self.max_resource, history)
+
+    def top_rung_share(self, history: TrialHistory) -> float:
+        """The share of the resource kept on fully trained candidates now (``full_share``)."""
+        return self.full_share
+
     def _needs_full_trainings(self, history: TrialHistory) -> bool:
-        """Whether trials sent past the last rung below ``max_resource`` hold less than ``full_share`` of the
-        resource spent so far (each counted at ``max_resource``; steps are taken as resource units)."""
-        if self.full_share <= 0:
+        """Whether trials sent past the last rung below ``max_resource`` hold less than :meth:`top_rung_share` of
+        the resource spent so far (each counted at ``max_resource``; steps are taken as resource units)."""
+        share = self.top_rung_share(history)
+        if share <= 0:
             return False
         last = self.levels[-2]
         spent = sum(r.last_step or 0 for r in history if r.state is not TrialState.FAILED)
         full = sum(self.max_resource for r in history if (r.last_step or 0) > last)
-        return full < self.full_share * spent
+        return full < share * spent
 
     def next_trial(self, history: TrialHistory) -> TrialStart:
         if self.pause:
@@ -192,7 +238,8 @@ class SuccessiveHalving(Scheduler):
                 if rung < bracket:
                     continue
                 peers = [r for r in history if self.bracket_of(r) == bracket]
-                for record in top_of_rung(peers, level, self.reduction_factor, history):
+                forecasts = self.forecasts(peers, level, bracket, history)
+                for record in top_of_rung(peers, level, self.reduction_factor, history, forecasts):
                     if record.state is TrialState.PAUSED and record.last_step == level:
                         return TrialStart(budget=self.levels[rung + 1], resume_number=record.number)
         return None
@@ -206,5 +253,6 @@ class SuccessiveHalving(Scheduler):
             "reduction_factor": self.reduction_factor,
             "pause": self.pause,
             "full_share": self.full_share,
+            "rank_by": self.rank_by,
             "rungs": self.levels,
         }

@@ -154,7 +154,7 @@ def test_min_correlation_out_of_range_names_the_field():
         BOHB(5, min_correlation=2)
 
 
-def test_while_trials_run_in_parallel_auto_keeps_no_top_rung_share_and_models_the_highest_rung():
+def test_while_trials_run_in_parallel_auto_keeps_no_top_rung_share():
     """With one trial running auto behaves as its settings say; with several, as IN_PARALLEL says."""
     from lmtune.history import TrialHistory
     from lmtune.schedulers.auto import AUTO_SETTINGS, IN_PARALLEL
