@@ -2,7 +2,7 @@
 model-based sampler fitted on the rungs' results proposes *what*.
 
 The model (TPE by default; the GP sampler; or ``auto``, which picks GP or TPE per suggestion as ``sampler: auto``
-does) sees one of two views of the history (``model_rungs``):
+does) sees one of three views of the history (``model_rungs``):
 
 * ``"highest"`` (BOHB): the highest rung that has at least ``min_points_in_model`` results (default: the number
   of parameters + 1), each trial's report at that rung taken as its value; trials still running below that rung
