@@ -15,6 +15,7 @@ rung, that share held the lower rungs back at 8 workers. The choice and its reas
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from lmtune.history import TrialHistory
 from lmtune.schedulers.bohb import BOHB
@@ -26,7 +27,7 @@ __all__ = ["AUTO_SETTINGS", "IN_PARALLEL", "AutoScheduler", "default_multifideli
 logger = logging.getLogger("lmtune")
 
 #: The BOHB settings ``auto`` chooses, beside the rungs the caller gives.
-AUTO_SETTINGS = {
+AUTO_SETTINGS: dict[str, Any] = {
     "reduction_factor": 3,
     "n_brackets": 1,
     "model": "auto",
@@ -38,7 +39,7 @@ AUTO_SETTINGS = {
 }
 
 #: What ``auto`` uses instead while other trials run beside the one it decides for.
-IN_PARALLEL = {"model_rungs": "calibrated", "full_share": 0.0}
+IN_PARALLEL: dict[str, Any] = {"model_rungs": "calibrated", "full_share": 0.0}
 
 _WHY = (
     "one bracket: the extra Hyperband brackets cost more than they saved on short budgets; first trial at the "
@@ -58,8 +59,8 @@ class AutoScheduler(BOHB):
     trials run; logs what it chose and why. A subclass may set other ``settings``/``in_parallel`` (the benchmarks
     keep earlier forms of ``auto`` that way)."""
 
-    settings: dict[str, object] = AUTO_SETTINGS
-    in_parallel: dict[str, object] = IN_PARALLEL
+    settings: dict[str, Any] = AUTO_SETTINGS
+    in_parallel: dict[str, Any] = IN_PARALLEL
 
     def __init__(
         self,
@@ -72,7 +73,7 @@ class AutoScheduler(BOHB):
     ) -> None:
         super().__init__(
             max_resource, min_resource, pause=pause, resource=resource, seed=seed, **self.settings
-        )  # type: ignore[arg-type]
+        )
         logger.info(
             "scheduler auto: BOHB, rungs %s %ss, %s; why: %s",
             self.levels,
@@ -90,7 +91,7 @@ class AutoScheduler(BOHB):
 
     def top_rung_share(self, history: TrialHistory) -> float:
         if running_beside(history):
-            return float(self.in_parallel["full_share"])  # type: ignore[arg-type]
+            return float(self.in_parallel["full_share"])
         return super().top_rung_share(history)
 
     def describe(self) -> dict[str, object]:
