@@ -43,6 +43,7 @@ VARIANTS = {
     "auto (calibrated rungs, top rung 0.5, rungs that agree 0.3)": dict(AUTO_SETTINGS),
     "auto + rungs ranked by forecast final value": AUTO_SETTINGS | {"rank_by": "forecast"},
     "auto - rungs that agree": AUTO_SETTINGS | {"min_correlation": None},
+    "auto - random share": AUTO_SETTINGS | {"random_fraction": 0.0},
     "auto - model across rungs": AUTO_SETTINGS | {"model_rungs": "highest", "min_correlation": None},
     "auto - centre start": AUTO_SETTINGS | {"initial": "random"},
     "auto - GP/TPE rule (TPE)": AUTO_SETTINGS | {"model": "tpe"},
@@ -85,6 +86,12 @@ def versus(mine: np.ndarray, reference: np.ndarray) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="seeds first..first+seeds-1 (others than the tables' check a choice)",
+    )
     parser.add_argument("--budget", type=int, default=15)
     parser.add_argument(
         "--workers", type=int, default=1, help="trials running at once on the simulated clock"
@@ -103,7 +110,8 @@ def main() -> None:
     for variant in args.variants:
         cells, total = [], 0.0
         for task in args.tasks:
-            runs = [regret(task, VARIANTS[variant], s, args.budget, args.workers) for s in range(args.seeds)]
+            seeds = range(args.first_seed, args.first_seed + args.seeds)
+            runs = [regret(task, VARIANTS[variant], s, args.budget, args.workers) for s in seeds]
             regrets = np.array([r for r, _ in runs])
             test = versus(regrets, reference[task]) if task in reference else ""
             reference.setdefault(task, regrets)
