@@ -152,8 +152,9 @@ def versus(mine: list[float], theirs: list[float], paired: bool) -> str:
 def protocol_table(
     data: dict[str, dict[int, dict]], task: str, workers: int, budget: int
 ) -> tuple[str, dict]:
-    """The protocol table for one task and worker count; also returns each method's mean regret. Each method is
-    summarised over its own seeds; the test against lmtune's default pairs the seeds both have."""
+    """The protocol table for one task and worker count; also returns each method's mean regret and lmtune's
+    default's over the same seeds. Each method is summarised over its own seeds; the test against lmtune's default
+    pairs the seeds both have."""
     data = {m: runs for m, runs in data.items() if runs}
     raw = {m: {s: final_regret(r) for s, r in runs.items()} for m, runs in data.items()}
     worst = np.nanmax([v for vs in raw.values() for v in vs.values()] + [0.0])
@@ -173,8 +174,8 @@ def protocol_table(
         scores = [first["best_value"] + sign * v for v in values]
         limit = budget * first["unit"]
         full = np.mean([sum(1 for u in r["full_trainings"] if u <= limit) for r in runs.values()])
-        means[method] = float(np.mean(values))
         common = sorted(set(by_seed) & set(regrets[DEFAULT]))
+        means[method] = (float(np.mean(values)), float(np.mean([regrets[DEFAULT][s] for s in common])))
         test = (
             "-"
             if method == DEFAULT
@@ -228,22 +229,26 @@ def budget_table(data: dict[str, dict[int, dict]], task: str, workers: int, budg
     return "\n".join(lines)
 
 
-def summary(means: dict[tuple[str, int], dict[str, float]], workers: list[int], methods: list[str]) -> str:
-    """Each method's mean regret summed over the tasks it ran, beside lmtune's default on the same tasks."""
+def summary(
+    means: dict[tuple[str, int], dict[str, tuple[float, float]]], workers: list[int], methods: list[str]
+) -> str:
+    """Each method's mean regret summed over the tasks it ran, beside lmtune's default on the same tasks (all its
+    seeds, and only the seeds the method ran)."""
     lines = [
         "#### Mean regret summed over the tasks (each method beside lmtune auto on the same tasks)",
         "",
-        "| method | workers | tasks | summed mean regret | lmtune auto, same tasks |",
-        "| --- | --- | --- | --- | --- |",
+        "| method | workers | tasks | summed mean regret | lmtune auto, same tasks | lmtune auto, same tasks and seeds |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for w in workers:
         for method in methods:
             tasks = [t for (t, ww), m in means.items() if ww == w and method in m]
             if not tasks:
                 continue
-            mine = sum(means[(t, w)][method] for t in tasks)
-            auto = sum(means[(t, w)][DEFAULT] for t in tasks)
-            lines.append(f"| {method} | {w} | {len(tasks)} | {mine:.4f} | {auto:.4f} |")
+            mine = sum(means[(t, w)][method][0] for t in tasks)
+            auto = sum(means[(t, w)][DEFAULT][0] for t in tasks)
+            paired = sum(means[(t, w)][method][1] for t in tasks)
+            lines.append(f"| {method} | {w} | {len(tasks)} | {mine:.4f} | {auto:.4f} | {paired:.4f} |")
     return "\n".join(lines)
 
 
