@@ -19,6 +19,10 @@ less than ``full_share`` of the resource spent. Plain ASHA sends about ``1/eta**
 its trials to the end, so on a short study the final choice rests on a handful of fully trained candidates; this
 keeps a share of the budget on fully trained ones without letting bad trials through.
 
+**Ranking by forecast** (``rank_by="forecast"``): above a ladder's first rung, trials are ranked by a forecast of
+their final value learned from the trials that finished (:mod:`lmtune.schedulers.forecast`) instead of by their
+value at the rung, while that forecast ranks the finished trials better than their rung values do.
+
 :class:`~lmtune.schedulers.hyperband.Hyperband` runs several such ladders (brackets) that start at different rungs.
 """
 
