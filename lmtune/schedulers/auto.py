@@ -86,12 +86,12 @@ class AutoScheduler(BOHB):
 
     def model_history(self, history: TrialHistory, space: SearchSpace) -> TrialHistory | None:
         if running_beside(history):
-            return self.rungs_view(str(self.in_parallel["model_rungs"]), history, space)
+            return self.rungs_view(self.in_parallel["model_rungs"], history, space)
         return super().model_history(history, space)
 
     def top_rung_share(self, history: TrialHistory) -> float:
         if running_beside(history):
-            return float(self.in_parallel["full_share"])
+            return self.in_parallel["full_share"]
         return super().top_rung_share(history)
 
     def describe(self) -> dict[str, object]:

@@ -80,6 +80,21 @@ def centre_point(space: SearchSpace) -> dict[str, Any]:
     return point
 
 
+def valued_history(
+    history: TrialHistory, values: dict[int, float], direction: str, space: SearchSpace
+) -> TrialHistory:
+    """The history as a model sees it: trials with a value in ``values`` (by number) as COMPLETE with that value,
+    the others as RUNNING (no evidence either way); failed trials left out."""
+    records = tuple(
+        r.replace(state=TrialState.COMPLETE, value=values[r.number])
+        if r.number in values
+        else r.replace(state=TrialState.RUNNING)
+        for r in history
+        if r.state is not TrialState.FAILED
+    )
+    return TrialHistory(records, direction, space)
+
+
 class BOHB(Hyperband):
     """Hyperband whose new trials come from a model fitted on the highest rung with enough results."""
 
@@ -229,13 +244,7 @@ class BOHB(Hyperband):
         it reached, ``q`` in [0, 1) its rank among the reports at that rung (1 - (rank + 1) / n, best highest).
         Trials with no rung result yet are passed as RUNNING."""
         trusted = self.trusted_rungs(history)
-        reached: dict[int, int] = {}
-        for record in history:
-            if record.state is TrialState.FAILED:
-                continue
-            levels = [k for k in trusted if self.levels[k] in record.intermediate]
-            if levels:
-                reached[record.number] = levels[-1]
+        reached = self.highest_rungs(history, trusted)
         if len(reached) < needed:
             return None
         score: dict[int, float] = {}
@@ -246,14 +255,7 @@ class BOHB(Hyperband):
             for rank, record in enumerate(ranked):
                 if reached[record.number] == k:
                     score[record.number] = k + 1 - (rank + 1) / len(ranked)
-        records = tuple(
-            r.replace(state=TrialState.COMPLETE, value=score[r.number])
-            if r.number in score
-            else r.replace(state=TrialState.RUNNING)
-            for r in history
-            if r.state is not TrialState.FAILED
-        )
-        return TrialHistory(records, "maximize", space)
+        return valued_history(history, score, "maximize", space)
 
     def calibrated_history(
         self, history: TrialHistory, space: SearchSpace, needed: int
@@ -262,26 +264,18 @@ class BOHB(Hyperband):
         at least :data:`MIN_PAIRS` reports, else the first): its value at the highest trusted rung it reached, at
         most the reference, mapped by :meth:`rung_calibration`. Trials with no such report are passed as RUNNING."""
         live = [r for r in history if r.state is not TrialState.FAILED]
-        trusted = self.trusted_rungs(history)
         reference = self.reference_rung(live)
-        highest: dict[int, int] = {}
-        for record in live:
-            levels = [k for k in trusted if k <= reference and self.levels[k] in record.intermediate]
-            if levels:
-                highest[record.number] = levels[-1]
+        highest = self.highest_rungs(history, [k for k in self.trusted_rungs(history) if k <= reference])
         if len(highest) < needed:
             return None
         lines = {k: self.rung_calibration(live, k, reference, history) for k in set(highest.values())}
-        records = []
+        values = {}
         for record in live:
-            k = highest.get(record.number)
-            if k is None:
-                records.append(record.replace(state=TrialState.RUNNING))
-                continue
-            shift, slope = lines[k]
-            value = shift + slope * history.signed(record.intermediate[self.levels[k]])
-            records.append(record.replace(state=TrialState.COMPLETE, value=value))
-        return TrialHistory(tuple(records), "minimize", space)
+            if record.number in highest:
+                k = highest[record.number]
+                shift, slope = lines[k]
+                values[record.number] = shift + slope * history.signed(record.intermediate[self.levels[k]])
+        return valued_history(history, values, "minimize", space)
 
     def rung_calibration(
         self, live: list[TrialRecord], rung: int, reference: int, history: TrialHistory
@@ -306,6 +300,16 @@ class BOHB(Hyperband):
         if len(pairs):
             return float(np.mean(pairs[:, 1] - pairs[:, 0])), 1.0
         return 0.0, 1.0
+
+    def highest_rungs(self, history: TrialHistory, rungs: list[int]) -> dict[int, int]:
+        """Trial number -> index of the highest of ``rungs`` it reported at (failed trials and trials with no such
+        report left out)."""
+        highest: dict[int, int] = {}
+        for record in history:
+            reached = [k for k in rungs if self.levels[k] in record.intermediate]
+            if record.state is not TrialState.FAILED and reached:
+                highest[record.number] = reached[-1]
+        return highest
 
     def reference_rung(self, live: list[TrialRecord]) -> int:
         """The highest rung with at least :data:`MIN_PAIRS` reports (0 when none has)."""

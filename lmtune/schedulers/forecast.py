@@ -31,13 +31,13 @@ def final_forecasts(
     """Signed forecast (a loss: lower is better) of the value at step ``final`` for every trial in ``records`` that
     reported at ``level``, keyed by trial number; None when no forecast is trusted (see the module docstring) or
     one of them has no report at ``previous``."""
-    live = [r for r in records if r.state is not TrialState.FAILED]
-    described = [r for r in live if level in r.intermediate]
-    trained = [r for r in described if final in r.intermediate and previous in r.intermediate]
+    described = [r for r in records if r.state is not TrialState.FAILED and level in r.intermediate]
+    trained = [i for i, r in enumerate(described) if final in r.intermediate]
     if len(trained) < MIN_TRAINED or any(previous not in r.intermediate for r in described):
         return None
-    features = _features(trained, level, previous, history)
-    finals = np.array([history.signed(r.intermediate[final]) for r in trained])
+    rows = _features(described, level, previous, history)
+    features = rows[trained]
+    finals = np.array([history.signed(described[i].intermediate[final]) for i in trained])
     held_out = np.array(
         [
             _fit_predict(np.delete(features, i, 0), np.delete(finals, i), features[i])
@@ -47,10 +47,7 @@ def final_forecasts(
     if kendall_tau(held_out, finals) <= kendall_tau(features[:, 1], finals):
         return None
     coef = _fit(features, finals)
-    return {
-        r.number: float(row @ coef)
-        for r, row in zip(described, _features(described, level, previous, history), strict=True)
-    }
+    return {r.number: float(row @ coef) for r, row in zip(described, rows, strict=True)}
 
 
 def _features(records: Sequence[TrialRecord], level: int, previous: int, history: TrialHistory) -> np.ndarray:

@@ -204,8 +204,10 @@ class SuccessiveHalving(Scheduler):
         """With ``rank_by="forecast"``: the forecast final value of the trials at rung ``level`` of ``bracket``
         (see :mod:`lmtune.schedulers.forecast`); None to rank by value (the bracket's first rung has no rung below
         to measure a gain from)."""
+        if self.rank_by != "forecast":
+            return None
         rung = self.levels.index(level)
-        if self.rank_by != "forecast" or rung <= bracket:
+        if rung <= bracket:
             return None
         return final_forecasts(peers, level, self.levels[rung - 1], self.max_resource, history)
 
