@@ -54,12 +54,12 @@ def replay(method: str, task: str, workers: int, seed: int, budget: int) -> dict
     }
 
 
-def is_current(path: Path, method: str) -> bool:
-    """Whether a run is stored at ``path`` with the method's present settings (else it is missing or stale)."""
+def current_run(path: Path, method: str) -> dict | None:
+    """The run stored at ``path`` if it has the method's present settings (None: missing or stale)."""
     if not path.exists():
-        return False
-    stored = json.loads(path.read_text()).get("settings")
-    return stored == json.loads(json.dumps(PEERS[method].settings))
+        return None
+    run = json.loads(path.read_text())
+    return run if run.get("settings") == json.loads(json.dumps(PEERS[method].settings)) else None
 
 
 def replay_and_store(method: str, runs: list[tuple[str, int, int]], budget: int, out: Path) -> None:

@@ -25,7 +25,6 @@ the area under the log-regret curve; and the mean regret summed over the tasks.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -41,7 +40,7 @@ from scipy.stats import mannwhitneyu, wilcoxon
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[2])]
 
 from peers import PEERS  # noqa: E402
-from replay import is_current, replay_and_store, result_path  # noqa: E402
+from replay import current_run, replay_and_store, result_path  # noqa: E402
 from tasks import TASKS, TEST_METRIC  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -62,7 +61,9 @@ def interpreter(method: str, venvs: Path | None) -> str | None:
 
 
 def missing(out: Path, task: str, workers: int, budget: int, method: str, seeds: list[int]) -> list[int]:
-    return [s for s in seeds if not is_current(result_path(out, task, workers, budget, method, s), method)]
+    return [
+        s for s in seeds if current_run(result_path(out, task, workers, budget, method, s), method) is None
+    ]
 
 
 def run_group(python: str, method: str, runs: list[tuple[str, int, int]], budget: int, out: Path) -> str:
@@ -94,9 +95,9 @@ def load(out: Path, task: str, workers: int, budget: int, method: str, seeds: li
     """The stored runs of ``method`` with its present settings (stale runs are left out until recomputed)."""
     runs = {}
     for seed in seeds:
-        path = result_path(out, task, workers, budget, method, seed)
-        if is_current(path, method):
-            runs[seed] = json.loads(path.read_text())
+        run = current_run(result_path(out, task, workers, budget, method, seed), method)
+        if run is not None:
+            runs[seed] = run
     return runs
 
 
