@@ -24,9 +24,10 @@ import lmtune  # noqa: E402
 from lmtune.executors.simulated import SimulatedExecutor  # noqa: E402
 from lmtune.samplers import RandomSampler  # noqa: E402
 from lmtune.schedulers import BOHB, SuccessiveHalving  # noqa: E402
-from lmtune.schedulers.auto import AUTO_SETTINGS  # noqa: E402
+from lmtune.schedulers.auto import AUTO_SETTINGS, IN_PARALLEL  # noqa: E402
 
 BEFORE = {"n_brackets": 1}
+PARALLEL = AUTO_SETTINGS | IN_PARALLEL
 #: Variant -> BOHB settings (None: ASHA with random search).
 VARIANTS = {
     "random + ASHA": None,
@@ -50,6 +51,13 @@ VARIANTS = {
     "auto - budget-aware top rung": AUTO_SETTINGS | {"full_share": 0.0},
     "auto - both (model on the highest rung, no top-rung share)": AUTO_SETTINGS
     | {"model_rungs": "highest", "min_correlation": None, "full_share": 0.0},
+    # What auto does while trials run in parallel (IN_PARALLEL), and changes to it tried at 8 workers.
+    "auto in parallel (no top-rung share)": PARALLEL,
+    "in parallel + paused trials promoted": PARALLEL | {"pause": True},
+    "in parallel, random share 0.15": PARALLEL | {"random_fraction": 0.15},
+    "in parallel, no random share": PARALLEL | {"random_fraction": 0.0},
+    "in parallel, model after 3 results": PARALLEL | {"min_points_in_model": 3},
+    "in parallel, reduction factor 2": PARALLEL | {"reduction_factor": 2},
 }
 
 

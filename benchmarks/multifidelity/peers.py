@@ -132,6 +132,10 @@ PEERS: dict[str, Peer] = {
         _lmtune(lambda r, s: default_multifidelity_scheduler(r, seed=s)),
         settings=AUTO_SETTINGS | {"in_parallel": IN_PARALLEL},
     ),
+    "lmtune auto, pause: true": Peer(
+        _lmtune(lambda r, s: AutoScheduler(r, seed=s, pause=True)),
+        settings=AUTO_SETTINGS | {"in_parallel": IN_PARALLEL, "pause": True},
+    ),
     "lmtune auto, ranked ladder (before)": Peer(
         _lmtune(lambda r, s: LadderAuto(r, seed=s)),
         settings=LadderAuto.settings | {"in_parallel": LadderAuto.in_parallel},
