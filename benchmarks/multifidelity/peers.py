@@ -126,15 +126,15 @@ class LadderAuto(AutoScheduler):
 #: model left out the rungs that disagree with the highest one.
 AUTO_EARLIER = {k: v for k, v in LadderAuto.settings.items() if k != "min_correlation"} | {"full_share": 0.3}
 
+#: What defines ``auto`` in the stored runs: its settings and its rule while trials run in parallel.
+AUTO = AUTO_SETTINGS | {"in_parallel": IN_PARALLEL}
+
 #: Name -> method. The first is lmtune's default multi-fidelity strategy (``scheduler: {name: auto}``).
 PEERS: dict[str, Peer] = {
-    "lmtune auto": Peer(
-        _lmtune(lambda r, s: default_multifidelity_scheduler(r, seed=s)),
-        settings=AUTO_SETTINGS | {"in_parallel": IN_PARALLEL},
-    ),
+    "lmtune auto": Peer(_lmtune(lambda r, s: default_multifidelity_scheduler(r, seed=s)), settings=AUTO),
     "lmtune auto, pause: true": Peer(
-        _lmtune(lambda r, s: AutoScheduler(r, seed=s, pause=True)),
-        settings=AUTO_SETTINGS | {"in_parallel": IN_PARALLEL, "pause": True},
+        _lmtune(lambda r, s: default_multifidelity_scheduler(r, seed=s, pause=True)),
+        settings=AUTO | {"pause": True},
     ),
     "lmtune auto, ranked ladder (before)": Peer(
         _lmtune(lambda r, s: LadderAuto(r, seed=s)),
