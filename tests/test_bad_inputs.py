@@ -486,8 +486,10 @@ def test_a_damaged_row_is_one_message_naming_it(
     damage: str, command: str, workspace: Workspace, tmp_path: Path
 ):
     db = tmp_path / "damaged.db"
-    db.write_bytes(workspace.db.read_bytes())
-    with sqlite3.connect(db) as conn:
+    # SQLite's backup copies what the write-ahead log holds too; the main file alone may lack it while the
+    # storage that wrote it is still open in this process.
+    with sqlite3.connect(workspace.db) as source, sqlite3.connect(db) as conn:
+        source.backup(conn)
         conn.execute(DAMAGE[damage])
     args = (
         ["status", "--storage", f"sqlite:///{db}"]
