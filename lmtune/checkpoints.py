@@ -9,7 +9,8 @@ Only checkpoints that can still matter are kept, and the rest are deleted as soo
 
 * those of unfinished trials (RUNNING, WAITING, and PAUSED ones a scheduler may promote),
 * any checkpoint an unfinished trial will load (its ``resume_from``: a retried or PBT trial),
-* the best COMPLETE trial's, and the next best up to ``keep_best`` while the total stays under ``max_bytes``.
+* the best COMPLETE trial's, and the next best up to ``keep_best`` while the finished trials' checkpoints stay
+  under ``max_bytes`` (unfinished trials' come on top, so what is left at the end does not depend on timing).
 
 PRUNED and FAILED trials' checkpoints go at once unless one of the rules above needs them. What to delete is a pure
 function of the trial records and folder sizes (:meth:`CheckpointBudget.plan`); :func:`collect_garbage` carries it
@@ -116,7 +117,8 @@ def _live_checkpoint(record: TrialRecord) -> bool:
 @dataclass(frozen=True)
 class CheckpointBudget:
     """Keep the ``keep_best`` best COMPLETE trials' checkpoints within ``max_bytes`` (None: no size limit) besides
-    the ones unfinished trials need; the best one and the needed ones are kept even beyond ``max_bytes``."""
+    the ones unfinished trials need, which do not count against it; the best one and the needed ones are kept even
+    beyond ``max_bytes``."""
 
     keep_best: int = 3
     max_bytes: int | None = None
@@ -143,18 +145,24 @@ class CheckpointBudget:
         return keep
 
     def plan(self, history: TrialHistory, sizes: Mapping[int, int]) -> list[int]:
-        """Numbers of the trials whose checkpoint folders to delete now, given folder ``sizes`` in bytes."""
+        """Numbers of the trials whose checkpoint folders to delete now, given folder ``sizes`` in bytes.
+
+        ``max_bytes`` bounds the finished trials' checkpoints, the ones left when the study ends; unfinished trials'
+        come on top while they run or wait. Counting those too would make what is left depend on timing: a good
+        trial finishing beside a running one would lose its checkpoint for good, even if the running one ends
+        worse."""
         live = [r for r in history if _live_checkpoint(r)]
         keep = self.needed(history)
-        total = sum(sizes.get(r.number, 0) for r in live if r.number in keep)
+        unfinished = {r.number for r in history if r.state in _UNFINISHED}
+        total = sum(sizes.get(r.number, 0) for r in live if r.number in keep - unfinished)
         if self.max_bytes is not None and total > self.max_bytes:
             logger.warning(
-                "checkpoints that unfinished or the best trials need take %d bytes, over the budget of %d",
+                "checkpoints that the best trial or unfinished trials' resumes need take %d bytes, over the "
+                "budget of %d",
                 total,
                 self.max_bytes,
             )
-        ranked = history.ranked()
-        for record in ranked[: self.keep_best]:
+        for record in history.ranked()[: self.keep_best]:
             size = sizes.get(record.number, 0)
             if record.number not in keep and (self.max_bytes is None or total + size <= self.max_bytes):
                 keep.add(record.number)

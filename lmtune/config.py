@@ -54,7 +54,9 @@ class CheckpointsFile(Section):
     """``checkpoints:``: which trial checkpoints stay on disk."""
 
     keep_best: int = Field(3, ge=1, description="the best COMPLETE trials whose checkpoints are kept")
-    max_bytes: int | None = Field(None, ge=0, description="a size limit of all kept checkpoints, in bytes")
+    max_bytes: int | None = Field(
+        None, ge=0, description="a size limit of the finished trials' kept checkpoints, in bytes"
+    )
 
 
 class StudyFile(ExecutionKeys):

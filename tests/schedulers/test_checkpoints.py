@@ -114,9 +114,32 @@ def test_plan_respects_the_byte_budget_but_never_drops_needed_checkpoints(tmp_pa
     history = TrialHistory(tuple(records), "maximize")
     sizes = dict.fromkeys(range(7), 100)
     assert CheckpointBudget(keep_best=3).plan(history, sizes) == [4]
-    assert CheckpointBudget(keep_best=3, max_bytes=500).plan(history, sizes) == [2, 4]
+    # Finished trials' checkpoints count against max_bytes (0 and 5: 200 bytes; 1 fits, 2 does not), unfinished
+    # trials' (3 and 6) come on top.
+    assert CheckpointBudget(keep_best=3, max_bytes=300).plan(history, sizes) == [2, 4]
+    assert CheckpointBudget(keep_best=3, max_bytes=400).plan(history, sizes) == [4]
     # Over budget already: only optional checkpoints go; the best, paused, running and loaded ones stay.
     assert CheckpointBudget(keep_best=3, max_bytes=10).plan(history, sizes) == [1, 2, 4]
+
+
+def test_a_running_trial_does_not_cost_a_finished_one_its_place():
+    """Whatever finishes while another trial runs, the best ``keep_best`` checkpoints within the budget are the
+    ones left: the running trial's checkpoint is needed, but not at the expense of a finished trial's."""
+    budget = CheckpointBudget(keep_best=2, max_bytes=200)
+    sizes = dict.fromkeys(range(3), 100)
+    while_running = TrialHistory(
+        (
+            _record(0, TrialState.COMPLETE, 0.1, Path("/c")),
+            _record(1, TrialState.COMPLETE, 0.2, Path("/c")),
+            _record(2, TrialState.RUNNING, None, Path("/c")),
+        ),
+        "minimize",
+    )
+    assert budget.plan(while_running, sizes) == []
+    finished = TrialHistory(
+        while_running.records[:2] + (_record(2, TrialState.COMPLETE, 0.9, Path("/c")),), "minimize"
+    )
+    assert budget.plan(finished, sizes) == [2]
 
 
 def test_collect_garbage_removes_real_folders(tmp_path):
