@@ -151,6 +151,10 @@ STUDY_FILES: dict[str, tuple[str | bytes, str]] = {
     "sampler scalar": (study(sampler="3"), "sampler: must be a mapping, but got"),
     "scheduler unknown": (study("scheduler: {name: bogus}\n"), "scheduler"),
     "scheduler scalar": (study("scheduler: 5\n"), "scheduler: must be a mapping, but got"),
+    "scheduler first pass": (
+        study("scheduler: {name: asha, max_resource: 5, first_pass: 'no'}\n"),
+        "scheduler.first_pass must be true or false",
+    ),
     "preset unknown": (study("preset: nope\n"), "preset"),
     "enqueue out of range": (study("enqueue: [{x: 100, y: 1}]\n"), "enqueue[0]"),
     "enqueue unknown parameter": (study("enqueue: [{z: 1}]\n"), "enqueue[0]"),

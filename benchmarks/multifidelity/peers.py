@@ -122,6 +122,13 @@ class LadderAuto(AutoScheduler):
     in_parallel = {"model_rungs": "highest", "full_share": 0.0}
 
 
+class ParallelRuleBefore(AutoScheduler):
+    """``auto`` before its rule in parallel left out ASHA's first pass at a rung and fitted the model from 3
+    results on."""
+
+    in_parallel = {"model_rungs": "calibrated", "full_share": 0.0}
+
+
 #: ``auto`` as it was before its budget-aware top rung kept half the resource on fully trained candidates and its
 #: model left out the rungs that disagree with the highest one.
 AUTO_EARLIER = {k: v for k, v in LadderAuto.settings.items() if k != "min_correlation"} | {"full_share": 0.3}
@@ -135,6 +142,10 @@ PEERS: dict[str, Peer] = {
     "lmtune auto, pause: true": Peer(
         _lmtune(lambda r, s: default_multifidelity_scheduler(r, seed=s, pause=True)),
         settings=AUTO | {"pause": True},
+    ),
+    "lmtune auto, parallel rule before": Peer(
+        _lmtune(lambda r, s: ParallelRuleBefore(r, seed=s)),
+        settings=AUTO_SETTINGS | {"in_parallel": ParallelRuleBefore.in_parallel},
     ),
     "lmtune auto, ranked ladder (before)": Peer(
         _lmtune(lambda r, s: LadderAuto(r, seed=s)),

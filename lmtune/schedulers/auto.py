@@ -8,8 +8,10 @@ first trial at the prior mode or centre of the space, a model (GP or TPE, as ``s
 every trial's value at the highest rung it reached, mapped onto the reference rung's scale by the line between the
 two rungs (the calibrated view), leaving out rungs whose ranking disagrees with the highest rung's, and a
 budget-aware top rung that keeps half of the resource on fully trained candidates. While other trials run beside
-the one it decides for (several workers), it keeps no share for the top rung: with most trials still at the first
-rung, that share held the lower rungs back at 8 workers. The choice and its reasons are logged once.
+the one it decides for (several workers), it keeps no share for the top rung (with most trials still at the first
+rung, that share held the lower rungs back at 8 workers), gives no trial but the centre one ASHA's first pass at the
+first rung (the first few random draws to report went to the full budget for being the best of too few), and fits the
+model from 3 results on instead of one more than the parameters. The choice and its reasons are logged once.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 from lmtune.history import TrialHistory
 from lmtune.schedulers.bohb import BOHB
 from lmtune.space import SearchSpace
-from lmtune.trial import TrialState
+from lmtune.trial import TrialRecord, TrialState
 
 __all__ = ["AUTO_SETTINGS", "IN_PARALLEL", "AutoScheduler", "default_multifidelity_scheduler"]
 
@@ -38,8 +40,15 @@ AUTO_SETTINGS: dict[str, Any] = {
     "random_fraction": 1 / 3,
 }
 
-#: What ``auto`` uses instead while other trials run beside the one it decides for.
-IN_PARALLEL: dict[str, Any] = {"model_rungs": "calibrated", "full_share": 0.0}
+#: What ``auto`` uses instead while other trials run beside the one it decides for: no top-rung share, no first
+#: pass at the first rung for any trial but the centre one, and the model from 3 results on. A subclass's ``in_parallel``
+#: may leave out the last two (then ASHA's first pass, and the model after one result more than the parameters).
+IN_PARALLEL: dict[str, Any] = {
+    "model_rungs": "calibrated",
+    "full_share": 0.0,
+    "first_pass": False,
+    "min_points_in_model": 3,
+}
 
 _WHY = (
     "one bracket: the extra Hyperband brackets cost more than they saved on short budgets; first trial at the "
@@ -49,7 +58,8 @@ _WHY = (
     "at the top rung, except rungs whose ranking disagrees with the highest rung's (Kendall tau below {agree}), "
     "so misleading low fidelities do not steer it; top rung keeps {share:.0%} of the resource on fully trained "
     "candidates, so the final choice rests on enough of them; while several trials run at once: no top-rung "
-    "share, which did better at 8 workers"
+    "share, a trial goes on from the first rung only among the best third of the reports there (no pass for the "
+    "first to report, but the centre trial), and the model from 3 results on, which did better at 8 workers"
 )
 
 
@@ -86,8 +96,17 @@ class AutoScheduler(BOHB):
 
     def model_history(self, history: TrialHistory, space: SearchSpace) -> TrialHistory | None:
         if running_beside(history):
-            return self.rungs_view(self.in_parallel["model_rungs"], history, space)
+            needed = self.in_parallel.get("min_points_in_model")
+            return self.rungs_view(self.in_parallel["model_rungs"], history, space, needed)
         return super().model_history(history, space)
+
+    def passes_first(self, trial: TrialRecord, history: TrialHistory) -> bool:
+        """ASHA's first pass, except while trials run in parallel (``in_parallel["first_pass"]`` false): the first
+        trials to report at the first rung then are mostly random draws that went to the full budget before there was
+        anything to compare them with. The centre trial keeps its pass: it is the reference trained first."""
+        if running_beside(history):
+            return self.in_parallel.get("first_pass", True) or self.is_centre(trial)
+        return super().passes_first(trial, history)
 
     def top_rung_share(self, history: TrialHistory) -> float:
         if running_beside(history):

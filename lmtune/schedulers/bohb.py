@@ -116,6 +116,7 @@ class BOHB(Hyperband):
         full_share: float = 0.0,
         min_correlation: float | None = None,
         rank_by: str = "value",
+        first_pass: bool = True,
     ) -> None:
         super().__init__(
             max_resource,
@@ -127,6 +128,7 @@ class BOHB(Hyperband):
             seed=seed,
             full_share=full_share,
             rank_by=rank_by,
+            first_pass=first_pass,
         )
         if model_rungs not in MODEL_RUNGS:
             raise ConfigError(
@@ -166,6 +168,14 @@ class BOHB(Hyperband):
         self.initial = initial
         self._random = RandomSampler(seed=seed)
         self._sampler: Sampler | None = None
+
+    def passes_first(self, trial: TrialRecord, history: TrialHistory) -> bool:
+        """``first_pass``, and always for the centre trial (``initial="centre"``): the reference trained first."""
+        return self.first_pass or self.is_centre(trial)
+
+    def is_centre(self, trial: TrialRecord) -> bool:
+        """Whether ``trial`` is the one started at the prior mode or centre of the space."""
+        return trial.number == 0 and self.initial == "centre"
 
     def model_sampler(self) -> Sampler:
         """The model sampler, imported on first use."""
@@ -209,9 +219,12 @@ class BOHB(Hyperband):
         """The history as the model sees it (``model_rungs``); None while there are too few results."""
         return self.rungs_view(self.model_rungs, history, space)
 
-    def rungs_view(self, model_rungs: str, history: TrialHistory, space: SearchSpace) -> TrialHistory | None:
-        """The history seen through one of :data:`MODEL_RUNGS`; None while there are too few results."""
-        needed = self.points_needed(space)
+    def rungs_view(
+        self, model_rungs: str, history: TrialHistory, space: SearchSpace, needed: int | None = None
+    ) -> TrialHistory | None:
+        """The history seen through one of :data:`MODEL_RUNGS`; None while there are fewer results than ``needed``
+        (default: :meth:`points_needed`)."""
+        needed = needed or self.points_needed(space)
         if model_rungs == "all":
             return self.ladder_history(history, space, needed)
         if model_rungs == "calibrated":

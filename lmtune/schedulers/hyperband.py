@@ -48,6 +48,7 @@ class Hyperband(SuccessiveHalving):
         seed: int = 0,
         full_share: float = 0.0,
         rank_by: str = "value",
+        first_pass: bool = True,
     ) -> None:
         super().__init__(
             max_resource,
@@ -57,6 +58,7 @@ class Hyperband(SuccessiveHalving):
             resource=resource,
             full_share=full_share,
             rank_by=rank_by,
+            first_pass=first_pass,
         )
         from lmtune.exceptions import ConfigError
 

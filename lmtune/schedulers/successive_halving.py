@@ -8,7 +8,9 @@ Two forms, both pure functions of the trial records:
 
 * **stop** (default): every trial is started to ``max_resource``; when it reports at a rung it continues only if it
   is among the best ``floor(n / eta)`` of the ``n`` trials that reported at that rung so far (the first one always
-  continues), otherwise it is stopped (PRUNED).
+  continues; with ``first_pass=False`` it must rank in the best ``floor(n / eta)`` at the first rung of its
+  ladder, so no trial goes on from there for being the best of fewer than ``eta`` reports), otherwise it is stopped
+  (PRUNED).
 * **pause** (``pause=True``): a new trial runs to the lowest rung and PAUSES there; :meth:`next_trial` resumes the
   best paused trial of the highest rung that has room (it is in the top ``floor(n / eta)`` of its rung and not
   promoted yet), and starts a new trial only when no promotion is possible.
@@ -113,9 +115,12 @@ def stays_in_rung(
     eta: float,
     history: TrialHistory,
     forecasts: Mapping[int, float] | None = None,
+    first_pass: bool = True,
 ) -> bool:
     """Stop-form rule: whether ``trial`` ranks in the best ``max(1, floor(n / eta))`` of the ``n`` reports at
-    rung ``level`` (itself included; ranked by :func:`rung_key`)."""
+    rung ``level`` (itself included; ranked by :func:`rung_key`). Without ``first_pass`` it must rank in the best
+    ``floor(n / eta)``: a trial reporting before the rung holds ``eta`` reports does not go on for being the best
+    of too few."""
     if rung_value(trial, level) is None:
         return True
     at_rung = [r for r in records if r.state is not TrialState.FAILED and rung_value(r, level) is not None]
@@ -124,7 +129,8 @@ def stays_in_rung(
     key = rung_key(level, history, forecasts)
     mine = key(trial)
     rank = sum(key(r) < mine for r in at_rung)
-    return rank < max(1, int(len(at_rung) // eta))
+    room = int(len(at_rung) // eta)
+    return rank < (max(1, room) if first_pass else room)
 
 
 class SuccessiveHalving(Scheduler):
@@ -144,8 +150,12 @@ class SuccessiveHalving(Scheduler):
         resource: str = "epoch",
         full_share: float = 0.0,
         rank_by: str = "value",
+        first_pass: bool = True,
     ) -> None:
         check_resources(min_resource, max_resource, reduction_factor)
+        if not isinstance(first_pass, bool):
+            raise ConfigError(f"scheduler.first_pass must be true or false, but got {first_pass!r}")
+        self.first_pass = first_pass
         if rank_by not in RANK_BY:
             raise ConfigError(f"scheduler.rank_by must be one of {list(RANK_BY)}, but got {rank_by!r}")
         self.rank_by = rank_by
@@ -188,15 +198,25 @@ class SuccessiveHalving(Scheduler):
         # The trial's own record as reported now (the history may not hold this report yet).
         peers = [r for r in history if self.bracket_of(r) == bracket and r.number != trial.number] + [trial]
         forecasts = self.forecasts(peers, step, bracket, history)
-        if stays_in_rung(trial, peers, step, self.reduction_factor, history, forecasts):
+        # Higher rungs keep the first pass: the trials there earned their place at the rung below.
+        passes = step != self.levels[bracket] or self.passes_first(trial, history)
+        if stays_in_rung(trial, peers, step, self.reduction_factor, history, forecasts, passes):
             return CONTINUE
-        if self._needs_full_trainings(history) and stays_in_rung(trial, peers, step, 2, history, forecasts):
+        if self._needs_full_trainings(history) and stays_in_rung(
+            trial, peers, step, 2, history, forecasts, passes
+        ):
             return Decision(
                 reason=f"top half at rung {step} {self.resource}s, kept to have fully trained candidates"
             )
         return Decision(
             Action.STOP, f"not in the top 1/{self.reduction_factor} at rung {step} {self.resource}s"
         )
+
+    def passes_first(self, trial: TrialRecord, history: TrialHistory) -> bool:
+        """Whether ``trial`` goes on from the first rung of its ladder while it holds fewer than
+        ``reduction_factor`` reports when it is the best there so far (``first_pass``; ASHA's rule: the first trials
+        to report continue)."""
+        return self.first_pass
 
     def forecasts(
         self, peers: Sequence[TrialRecord], level: int, bracket: int, history: TrialHistory
@@ -260,5 +280,6 @@ class SuccessiveHalving(Scheduler):
             "pause": self.pause,
             "full_share": self.full_share,
             "rank_by": self.rank_by,
+            "first_pass": self.first_pass,
             "rungs": self.levels,
         }

@@ -14,7 +14,14 @@ from lmtune.config import build_spec
 from lmtune.exceptions import ConfigError
 from lmtune.executors.simulated import SimulatedExecutor
 from lmtune.samplers import RandomSampler, TPESampler
-from lmtune.schedulers import BOHB, SuccessiveHalving, default_multifidelity_scheduler, scheduler_from_config
+from lmtune.schedulers import (
+    BOHB,
+    Action,
+    SuccessiveHalving,
+    default_multifidelity_scheduler,
+    scheduler_from_config,
+)
+from lmtune.schedulers.auto import AutoScheduler
 from lmtune.schedulers.bohb import centre_point
 from lmtune.space import CategoricalDistribution, FloatDistribution, Prior, SearchSpace
 from lmtune.trial import TrialState
@@ -170,3 +177,46 @@ def test_while_trials_run_in_parallel_auto_keeps_no_top_rung_share():
     assert auto._needs_full_trainings(history(1)) and settings._needs_full_trainings(history(1))
     assert not auto._needs_full_trainings(history(3)) and settings._needs_full_trainings(history(3))
     assert IN_PARALLEL["full_share"] == 0.0 and auto.describe()["in_parallel"] == IN_PARALLEL
+
+
+def test_in_parallel_only_the_centre_trial_goes_on_for_being_the_best_of_few(record, history):
+    """With several trials running, a trial that is the best of fewer than 3 reports at a rung stops (the centre
+    trial excepted); with one running, ASHA's first pass lets it go on."""
+    auto = default_multifidelity_scheduler(5, seed=0)
+    others = [record(n, {}) for n in range(3, 8)]
+    first = record(2, {1: 0.9})
+    assert auto.on_report(first, history(first, *others)).action is Action.STOP
+    assert auto.on_report(first, history(first)).action is Action.CONTINUE
+    centre = record(0, {1: 0.9})
+    assert auto.on_report(centre, history(centre, *others)).action is Action.CONTINUE
+    # Among 3 reports the best goes on, as in ASHA.
+    done = [record(n, {1: 0.1}, TrialState.PRUNED) for n in (1, 8)]
+    assert auto.on_report(first, history(first, *done, *others)).action is Action.CONTINUE
+
+
+def test_in_parallel_the_model_proposes_from_three_results_on(record, history):
+    space = SearchSpace({f"x{i}": FloatDistribution(0.0, 1.0) for i in range(4)})
+    reported = [record(n, {1: n / 10}, TrialState.PRUNED, params={}) for n in range(3)]
+    auto = default_multifidelity_scheduler(5, seed=0)
+    # Alone, the model waits for one result more than the parameters (5); with trials running beside, for 3.
+    assert auto.model_history(history(*reported, record(3, {})), space) is None
+    in_parallel = auto.model_history(history(*reported, record(3, {}), record(4, {})), space)
+    assert in_parallel is not None
+    assert [r.state for r in in_parallel] == [TrialState.COMPLETE] * 3 + [TrialState.RUNNING] * 2
+
+
+def _early_passers(scheduler) -> set[int]:
+    """Trials that went on from the first rung (1 epoch) while it held fewer than 3 reports, 8 workers on
+    Hartmann-3."""
+    result, _ = _simulate(scheduler, 1, budget=10, workers=8)
+    first = [e.trial for e in result.events if e.epoch == 1]
+    went_on = {e.trial for e in result.events if e.epoch == 2}
+    return {trial for n, trial in enumerate(first, 1) if trial in went_on and n < 3}
+
+
+def test_with_eight_workers_no_trial_but_the_centre_passes_the_first_rung_before_it_has_three_reports():
+    class WithFirstPass(AutoScheduler):
+        in_parallel = {"model_rungs": "calibrated", "full_share": 0.0}
+
+    assert _early_passers(default_multifidelity_scheduler(5, seed=1)) <= {0}
+    assert _early_passers(WithFirstPass(5, seed=1)) - {0}

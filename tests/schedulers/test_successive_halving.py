@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from lmtune.exceptions import ConfigError
 from lmtune.schedulers import Action, SuccessiveHalving
 from lmtune.schedulers.successive_halving import rung_levels
 from lmtune.trial import TrialState
@@ -39,6 +40,24 @@ def test_stop_form_keeps_the_top_third_of_each_rung(record, history):
         trials.append(record(number, {1: value}))
         decision = asha.on_report(trials[-1], history(*trials))
         assert decision.action.value == action, (number, value)
+
+
+def test_without_the_first_pass_no_trial_goes_on_for_being_the_best_of_few(record, history):
+    # The same reports as above: n // 3 continue, so the first two reporters stop even when best so far.
+    asha = SuccessiveHalving(max_resource=5, first_pass=False)
+    trials = []
+    expected = {0.50: "STOP", 0.40: "STOP", 0.60: "CONTINUE", 0.55: "STOP", 0.45: "STOP", 0.58: "CONTINUE"}
+    for number, (value, action) in enumerate(expected.items()):
+        trials.append(record(number, {1: value}))
+        assert asha.on_report(trials[-1], history(*trials)).action.value == action, (number, value)
+    # Higher rungs keep the pass: the first trial to reach 3 epochs earned its place at the first rung.
+    climber = record(9, {1: 0.9, 3: 0.1})
+    assert asha.on_report(climber, history(*trials, climber)).action is Action.CONTINUE
+
+
+def test_first_pass_must_be_a_boolean():
+    with pytest.raises(ConfigError, match="scheduler.first_pass"):
+        SuccessiveHalving(max_resource=5, first_pass="no")
 
 
 def test_stop_form_decides_only_at_rungs_below_the_top(record, history):
