@@ -8,9 +8,9 @@ first trial at the prior mode or centre of the space, a model (GP or TPE, as ``s
 every trial's value at the highest rung it reached, mapped onto the reference rung's scale by the line between the
 two rungs (the calibrated view), leaving out rungs whose ranking disagrees with the highest rung's, and a
 budget-aware top rung that keeps half of the resource on fully trained candidates. While other trials run beside
-the one it decides for (several workers), it keeps no share for the top rung (with most trials still at the first
-rung, that share held the lower rungs back at 8 workers), gives no trial but the centre one ASHA's first pass at the
-first rung (the first few random draws to report went to the full budget for being the best of too few), and fits the
+the one it decides for (several workers), it keeps no share for the top rung (with most trials still at the
+first rung, that share held the lower rungs back at 8 workers), gives no trial but the centre one ASHA's first pass
+at the first rung (the first few random draws to report went on for being the best of too few), and fits the
 model from 3 results on instead of one more than the parameters. The choice and its reasons are logged once.
 """
 
@@ -41,8 +41,9 @@ AUTO_SETTINGS: dict[str, Any] = {
 }
 
 #: What ``auto`` uses instead while other trials run beside the one it decides for: no top-rung share, no first
-#: pass at the first rung for any trial but the centre one, and the model from 3 results on. A subclass's ``in_parallel``
-#: may leave out the last two (then ASHA's first pass, and the model after one result more than the parameters).
+#: pass at the first rung for any trial but the centre one, and the model from 3 results on. A subclass's
+#: ``in_parallel`` may leave out the last two (then ASHA's first pass, and the model after one result more than the
+#: parameters).
 IN_PARALLEL: dict[str, Any] = {
     "model_rungs": "calibrated",
     "full_share": 0.0,
@@ -102,8 +103,8 @@ class AutoScheduler(BOHB):
 
     def passes_first(self, trial: TrialRecord, history: TrialHistory) -> bool:
         """ASHA's first pass, except while trials run in parallel (``in_parallel["first_pass"]`` false): the first
-        trials to report at the first rung then are mostly random draws that went to the full budget before there was
-        anything to compare them with. The centre trial keeps its pass: it is the reference trained first."""
+        trials to report at the first rung then are mostly random draws that went on before there was anything to
+        compare them with. The centre trial keeps its pass: it is the reference trained first."""
         if running_beside(history):
             return self.in_parallel.get("first_pass", True) or self.is_centre(trial)
         return super().passes_first(trial, history)
