@@ -153,8 +153,7 @@ class CheckpointBudget:
         worse."""
         live = [r for r in history if _live_checkpoint(r)]
         keep = self.needed(history)
-        unfinished = {r.number for r in history if r.state in _UNFINISHED}
-        total = sum(sizes.get(r.number, 0) for r in live if r.number in keep - unfinished)
+        total = sum(sizes.get(r.number, 0) for r in live if r.number in keep and r.state not in _UNFINISHED)
         if self.max_bytes is not None and total > self.max_bytes:
             logger.warning(
                 "checkpoints that the best trial or unfinished trials' resumes need take %d bytes, over the "

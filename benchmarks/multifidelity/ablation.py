@@ -18,7 +18,7 @@ from scipy.stats import wilcoxon
 # This folder (the task and peer modules) and the repository root (the lmtune beside the benchmarks) come first.
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[2])]
 
-from peers import AUTO_EARLIER  # noqa: E402
+from peers import AUTO_EARLIER, ParallelRuleBefore  # noqa: E402
 from tasks import TASKS  # noqa: E402
 
 import lmtune  # noqa: E402
@@ -30,7 +30,7 @@ from lmtune.schedulers.auto import AUTO_SETTINGS, IN_PARALLEL  # noqa: E402
 BEFORE = {"n_brackets": 1}
 PARALLEL = AUTO_SETTINGS | IN_PARALLEL
 #: ``auto``'s rule in parallel before it left out the first pass and fitted the model from 3 results on.
-PARALLEL_BEFORE = AUTO_SETTINGS | {"model_rungs": "calibrated", "full_share": 0.0}
+PARALLEL_BEFORE = AUTO_SETTINGS | ParallelRuleBefore.in_parallel
 #: Variant -> BOHB settings (None: ASHA with random search).
 VARIANTS = {
     "random + ASHA": None,

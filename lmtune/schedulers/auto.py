@@ -106,7 +106,7 @@ class AutoScheduler(BOHB):
         trials to report at the first rung then are mostly random draws that went on before there was anything to
         compare them with. The centre trial keeps its pass: it is the reference trained first."""
         if running_beside(history):
-            return self.in_parallel.get("first_pass", True) or self.is_centre(trial)
+            return self.in_parallel.get("first_pass", True) or self.is_centre(trial.number)
         return super().passes_first(trial, history)
 
     def top_rung_share(self, history: TrialHistory) -> float:

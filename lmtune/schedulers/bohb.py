@@ -171,11 +171,11 @@ class BOHB(Hyperband):
 
     def passes_first(self, trial: TrialRecord, history: TrialHistory) -> bool:
         """``first_pass``, and always for the centre trial (``initial="centre"``): the reference trained first."""
-        return self.first_pass or self.is_centre(trial)
+        return self.first_pass or self.is_centre(trial.number)
 
-    def is_centre(self, trial: TrialRecord) -> bool:
-        """Whether ``trial`` is the one started at the prior mode or centre of the space."""
-        return trial.number == 0 and self.initial == "centre"
+    def is_centre(self, number: int) -> bool:
+        """Whether trial ``number`` is the one started at the prior mode or centre of the space."""
+        return number == 0 and self.initial == "centre"
 
     def model_sampler(self) -> Sampler:
         """The model sampler, imported on first use."""
@@ -207,7 +207,7 @@ class BOHB(Hyperband):
         """Parameters of the next new trial: the centre first (``initial="centre"``), then uniform for a
         ``random_fraction`` share, else from the model."""
         number = len(history)
-        if number == 0 and self.initial == "centre":
+        if self.is_centre(number):
             return centre_point(space)
         rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, number, 0xB0B])))
         fitted = self.model_history(history, space)
