@@ -155,6 +155,10 @@ STUDY_FILES: dict[str, tuple[str | bytes, str]] = {
         study("scheduler: {name: asha, max_resource: 5, first_pass: 'no'}\n"),
         "scheduler.first_pass must be true or false",
     ),
+    "scheduler random draws": (
+        study("scheduler: {name: bohb, max_resource: 5, random_draws: halton}\n"),
+        "scheduler.random_draws must be one of ['uniform', 'sobol']",
+    ),
     "preset unknown": (study("preset: nope\n"), "preset"),
     "enqueue out of range": (study("enqueue: [{x: 100, y: 1}]\n"), "enqueue[0]"),
     "enqueue unknown parameter": (study("enqueue: [{z: 1}]\n"), "enqueue[0]"),

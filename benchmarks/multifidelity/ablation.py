@@ -18,7 +18,7 @@ from scipy.stats import wilcoxon
 # This folder (the task and peer modules) and the repository root (the lmtune beside the benchmarks) come first.
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[2])]
 
-from peers import AUTO_EARLIER, ParallelRuleBefore  # noqa: E402
+from peers import AUTO_EARLIER, AUTO_UNIFORM, ParallelRuleBefore  # noqa: E402
 from tasks import TASKS  # noqa: E402
 
 import lmtune  # noqa: E402
@@ -28,10 +28,12 @@ from lmtune.schedulers import BOHB, SuccessiveHalving  # noqa: E402
 from lmtune.schedulers.auto import AUTO_SETTINGS, IN_PARALLEL  # noqa: E402
 
 BEFORE = {"n_brackets": 1}
-PARALLEL = AUTO_SETTINGS | IN_PARALLEL
+#: ``auto`` in parallel as it was measured before its random draws came from a Sobol sequence.
+PARALLEL = AUTO_UNIFORM | IN_PARALLEL
 #: ``auto``'s rule in parallel before it left out the first pass and fitted the model from 3 results on.
-PARALLEL_BEFORE = AUTO_SETTINGS | ParallelRuleBefore.in_parallel
-#: Variant -> BOHB settings (None: ASHA with random search).
+PARALLEL_BEFORE = AUTO_UNIFORM | ParallelRuleBefore.in_parallel
+#: Variant -> BOHB settings (None: ASHA with random search). Each ``auto`` variant is ``auto`` as it was when the
+#: variant was measured (uniform random draws) unless it names its Sobol draws, as ``auto`` has now.
 VARIANTS = {
     "random + ASHA": None,
     "before: TPE on the highest rung": BEFORE,
@@ -43,16 +45,16 @@ VARIANTS = {
     "earlier + model on the rungs that agree (0.3)": AUTO_EARLIER | {"min_correlation": 0.3},
     "earlier + both (top rung 0.5, agree 0.5)": AUTO_EARLIER | {"full_share": 0.5, "min_correlation": 0.5},
     "earlier + top rung 0.5": AUTO_EARLIER | {"full_share": 0.5},
-    "auto, ranked ladder (top rung 0.5, rungs that agree 0.3)": AUTO_SETTINGS | {"model_rungs": "all"},
-    "auto (calibrated rungs, top rung 0.5, rungs that agree 0.3)": dict(AUTO_SETTINGS),
-    "auto + rungs ranked by forecast final value": AUTO_SETTINGS | {"rank_by": "forecast"},
-    "auto - rungs that agree": AUTO_SETTINGS | {"min_correlation": None},
-    "auto - random share": AUTO_SETTINGS | {"random_fraction": 0.0},
-    "auto - model across rungs": AUTO_SETTINGS | {"model_rungs": "highest", "min_correlation": None},
-    "auto - centre start": AUTO_SETTINGS | {"initial": "random"},
-    "auto - GP/TPE rule (TPE)": AUTO_SETTINGS | {"model": "tpe"},
-    "auto - budget-aware top rung": AUTO_SETTINGS | {"full_share": 0.0},
-    "auto - both (model on the highest rung, no top-rung share)": AUTO_SETTINGS
+    "auto, ranked ladder (top rung 0.5, rungs that agree 0.3)": AUTO_UNIFORM | {"model_rungs": "all"},
+    "auto (calibrated rungs, top rung 0.5, rungs that agree 0.3)": dict(AUTO_UNIFORM),
+    "auto + rungs ranked by forecast final value": AUTO_UNIFORM | {"rank_by": "forecast"},
+    "auto - rungs that agree": AUTO_UNIFORM | {"min_correlation": None},
+    "auto - random share": AUTO_UNIFORM | {"random_fraction": 0.0},
+    "auto - model across rungs": AUTO_UNIFORM | {"model_rungs": "highest", "min_correlation": None},
+    "auto - centre start": AUTO_UNIFORM | {"initial": "random"},
+    "auto - GP/TPE rule (TPE)": AUTO_UNIFORM | {"model": "tpe"},
+    "auto - budget-aware top rung": AUTO_UNIFORM | {"full_share": 0.0},
+    "auto - both (model on the highest rung, no top-rung share)": AUTO_UNIFORM
     | {"model_rungs": "highest", "min_correlation": None, "full_share": 0.0},
     # What auto does while trials run in parallel (IN_PARALLEL), and changes to it tried at 8 workers.
     "auto in parallel": PARALLEL,
@@ -66,6 +68,9 @@ VARIANTS = {
     "in parallel + paused trials promoted": PARALLEL | {"pause": True},
     "in parallel, random share 0.2": PARALLEL | {"random_fraction": 0.2},
     "in parallel, top-rung share 0.5": PARALLEL | {"full_share": 0.5},
+    # auto's random draws (the random share and the trials before the model) from a scrambled Sobol sequence.
+    "auto, Sobol draws": dict(AUTO_SETTINGS),
+    "auto in parallel, Sobol draws": AUTO_SETTINGS | IN_PARALLEL,
 }
 
 

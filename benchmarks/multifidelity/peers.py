@@ -114,11 +114,23 @@ class OptunaDriver(Driver):
             self.study.tell(job.handle, value)
 
 
+#: ``auto``'s settings before its random draws came from a Sobol sequence (uniform draws, BOHB's default); the
+#: earlier forms below had them too.
+AUTO_UNIFORM = {k: v for k, v in AUTO_SETTINGS.items() if k != "random_draws"}
+
+
+class UniformDrawsAuto(AutoScheduler):
+    """``auto`` before its random draws (the random share and the trials before the model) came from a scrambled
+    Sobol sequence."""
+
+    settings = AUTO_UNIFORM
+
+
 class LadderAuto(AutoScheduler):
     """``auto`` before its model read the rungs through the calibrated view: a ranked ladder of the rungs, and the
     highest rung only while trials run in parallel."""
 
-    settings = AUTO_SETTINGS | {"model_rungs": "all"}
+    settings = AUTO_UNIFORM | {"model_rungs": "all"}
     in_parallel = {"model_rungs": "highest", "full_share": 0.0}
 
 
@@ -126,6 +138,7 @@ class ParallelRuleBefore(AutoScheduler):
     """``auto`` before its rule in parallel left out ASHA's first pass at a rung and fitted the model from 3
     results on."""
 
+    settings = AUTO_UNIFORM
     in_parallel = {"model_rungs": "calibrated", "full_share": 0.0}
 
 
@@ -143,9 +156,13 @@ PEERS: dict[str, Peer] = {
         _lmtune(lambda r, s: default_multifidelity_scheduler(r, seed=s, pause=True)),
         settings=AUTO | {"pause": True},
     ),
+    "lmtune auto, uniform draws (before)": Peer(
+        _lmtune(lambda r, s: UniformDrawsAuto(r, seed=s)),
+        settings=AUTO_UNIFORM | {"in_parallel": IN_PARALLEL},
+    ),
     "lmtune auto, parallel rule before": Peer(
         _lmtune(lambda r, s: ParallelRuleBefore(r, seed=s)),
-        settings=AUTO_SETTINGS | {"in_parallel": ParallelRuleBefore.in_parallel},
+        settings=AUTO_UNIFORM | {"in_parallel": ParallelRuleBefore.in_parallel},
     ),
     "lmtune auto, ranked ladder (before)": Peer(
         _lmtune(lambda r, s: LadderAuto(r, seed=s)),

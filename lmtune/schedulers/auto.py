@@ -7,7 +7,8 @@ docs/strategies.md for the tables): one bracket (ASHA that stops trials outside 
 first trial at the prior mode or centre of the space, a model (GP or TPE, as ``sampler: auto`` chooses) fitted on
 every trial's value at the highest rung it reached, mapped onto the reference rung's scale by the line between the
 two rungs (the calibrated view), leaving out rungs whose ranking disagrees with the highest rung's, and a
-budget-aware top rung that keeps half of the resource on fully trained candidates. While other trials run beside
+budget-aware top rung that keeps half of the resource on fully trained candidates; its random draws (a third of
+the trials, and those before the model) are points of a scrambled Sobol sequence. While other trials run beside
 the one it decides for (several workers), it keeps no share for the top rung (with most trials still at the
 first rung, that share held the lower rungs back at 8 workers), gives no trial but the centre one ASHA's first pass
 at the first rung (the first few random draws to report went on for being the best of too few), and fits the
@@ -38,6 +39,7 @@ AUTO_SETTINGS: dict[str, Any] = {
     "full_share": 0.5,
     "min_correlation": 0.3,
     "random_fraction": 1 / 3,
+    "random_draws": "sobol",
 }
 
 #: What ``auto`` uses instead while other trials run beside the one it decides for: no top-rung share, no first
@@ -58,7 +60,8 @@ _WHY = (
     "reference rung's scale by the line between the rungs: it learns from every report, not only the few trials "
     "at the top rung, except rungs whose ranking disagrees with the highest rung's (Kendall tau below {agree}), "
     "so misleading low fidelities do not steer it; top rung keeps {share:.0%} of the resource on fully trained "
-    "candidates, so the final choice rests on enough of them; while several trials run at once: no top-rung "
+    "candidates, so the final choice rests on enough of them; random draws from a scrambled Sobol sequence: they "
+    "cover the space more evenly than uniform ones, most of all the first batch parallel workers start; while several trials run at once: no top-rung "
     "share, a trial goes on from the first rung only among the best third of the reports there (no pass for the "
     "first to report, but the centre trial), and the model from 3 results on, which did better at 8 workers"
 )

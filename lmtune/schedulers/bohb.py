@@ -19,7 +19,10 @@ does) sees one of three views of the history (``model_rungs``):
   trial looks, not only its rank, and a trial stopped early with a strong first report can outrank fully trained
   ones, which lets the GP find the basin it is in. ``min_correlation`` leaves out rungs as for ``"all"``.
 
-A share ``random_fraction`` of new trials is drawn uniformly, which keeps the search global. With
+A share ``random_fraction`` of new trials is drawn at random, which keeps the search global, as are the trials
+started before the model has enough results: uniformly (``random_draws="uniform"``) or as the points of one
+scrambled Sobol sequence at the trials' numbers (``"sobol"``), which cover the space more evenly, most of all the
+first batch that parallel workers start before any result. With
 ``initial="centre"`` the first trial is the space's prior mode where a prior is given, else its centre (numeric
 parameters at the middle of their range, log scale where declared; categoricals at their first choice, numeric
 choices at the middle one). Define-by-run studies (no declared space) are modelled on the space their finished
@@ -39,6 +42,7 @@ from lmtune.exceptions import ConfigError, MissingDependencyError
 from lmtune.history import TrialHistory
 from lmtune.samplers.base import Sampler
 from lmtune.samplers.random import RandomSampler
+from lmtune.samplers.sobol import SobolSampler
 from lmtune.schedulers.base import TrialStart
 from lmtune.schedulers.forecast import kendall_tau
 from lmtune.schedulers.hyperband import Hyperband
@@ -61,6 +65,8 @@ MIN_LINE = 3
 
 
 INITIAL = ("random", "centre")
+#: How the random share and the trials before the model are drawn -> the sampler that draws them.
+RANDOM_DRAWS = {"uniform": RandomSampler, "sobol": SobolSampler}
 
 
 def centre_point(space: SearchSpace) -> dict[str, Any]:
@@ -117,6 +123,7 @@ class BOHB(Hyperband):
         min_correlation: float | None = None,
         rank_by: str = "value",
         first_pass: bool = True,
+        random_draws: str = "uniform",
     ) -> None:
         super().__init__(
             max_resource,
@@ -136,6 +143,10 @@ class BOHB(Hyperband):
             )
         if initial not in INITIAL:
             raise ConfigError(f"scheduler.initial must be one of {list(INITIAL)}, but got {initial!r}")
+        if random_draws not in RANDOM_DRAWS:
+            raise ConfigError(
+                f"scheduler.random_draws must be one of {list(RANDOM_DRAWS)}, but got {random_draws!r}"
+            )
         if model not in MODELS:
             raise ConfigError(f"scheduler.model must be one of {sorted(MODELS)}, but got {model!r}")
         if (
@@ -166,7 +177,8 @@ class BOHB(Hyperband):
         self.min_points_in_model = min_points_in_model
         self.model_rungs = model_rungs
         self.initial = initial
-        self._random = RandomSampler(seed=seed)
+        self.random_draws = random_draws
+        self._random = RANDOM_DRAWS[random_draws](seed=seed)
         self._sampler: Sampler | None = None
 
     def passes_first(self, trial: TrialRecord, history: TrialHistory) -> bool:
@@ -204,8 +216,9 @@ class BOHB(Hyperband):
         return replace(start, params=self.propose(history, space))
 
     def propose(self, history: TrialHistory, space: SearchSpace) -> dict[str, Any]:
-        """Parameters of the next new trial: the centre first (``initial="centre"``), then uniform for a
-        ``random_fraction`` share, else from the model."""
+        """Parameters of the next new trial: the centre first (``initial="centre"``), then drawn at random
+        (``random_draws``) until the model has enough results and for a ``random_fraction`` share, else from the
+        model."""
         number = len(history)
         if self.is_centre(number):
             return centre_point(space)
@@ -361,6 +374,7 @@ class BOHB(Hyperband):
             "min_correlation": self.min_correlation,
             "model": self.model,
             "random_fraction": self.random_fraction,
+            "random_draws": self.random_draws,
             "min_points_in_model": self.min_points_in_model,
             "model_rungs": self.model_rungs,
             "initial": self.initial,

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.stats import qmc
 
 import lmtune
 from lmtune.benchmarking.curves import MultiFidelityHartmann
+from lmtune.exceptions import ConfigError
 from lmtune.executors.simulated import SimulatedExecutor
 from lmtune.samplers import RandomSampler
 from lmtune.schedulers import BOHB, Action, Hyperband
 from lmtune.schedulers.hyperband import bracket_probabilities
 from lmtune.space import FloatDistribution, SearchSpace
-from lmtune.trial import TrialState
+from lmtune.trial import TrialRecord, TrialState
 
 
 def test_bracket_probabilities_follow_hyperbands_trial_counts():
@@ -73,6 +75,32 @@ def test_bohb_proposals_are_pure_and_inside_the_space(record, history):
     assert first.params == BOHB(5, seed=1, random_fraction=0.0).next_trial(h).params
     assert all(0 <= v <= 1 for v in first.params.values())
     assert first.params != BOHB(5, seed=2, random_fraction=0.0).next_trial(h).params
+
+
+def _draws(random_draws: str, seed: int, n: int, history) -> np.ndarray:
+    """BOHB's first ``n`` proposals (no results yet, so all random draws) as points of the unit square."""
+    bohb = BOHB(5, seed=seed, random_draws=random_draws)
+    running = [TrialRecord(k, k, TrialState.RUNNING) for k in range(n)]
+    return np.array(
+        [list(bohb.propose(history(*running[:k], space=SPACE), SPACE).values()) for k in range(n)]
+    )
+
+
+def test_sobol_draws_cover_the_space_more_evenly_than_uniform_ones(history):
+    """The first batch parallel workers start comes from the random draws: as Sobol points it leaves fewer gaps
+    (lower centred discrepancy) on every seed, and stays a pure function of the seed and the trial number."""
+    for seed in range(5):
+        sobol, uniform = _draws("sobol", seed, 16, history), _draws("uniform", seed, 16, history)
+        assert qmc.discrepancy(sobol) < qmc.discrepancy(uniform)
+        assert np.array_equal(sobol, _draws("sobol", seed, 16, history))
+    assert not np.array_equal(_draws("sobol", 0, 16, history), _draws("sobol", 1, 16, history))
+
+
+def test_random_draws_must_be_named():
+    with pytest.raises(ConfigError, match="scheduler.random_draws"):
+        BOHB(5, random_draws="halton")
+    assert BOHB(5).describe()["random_draws"] == "uniform"
+    assert BOHB(5, random_draws="sobol").describe()["random_draws"] == "sobol"
 
 
 def _final_regret(scheduler, seed):
