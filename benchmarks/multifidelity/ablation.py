@@ -13,12 +13,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import wilcoxon
 
 # This folder (the task and peer modules) and the repository root (the lmtune beside the benchmarks) come first.
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[2])]
 
 from peers import AUTO_EARLIER, AUTO_UNIFORM, ParallelRuleBefore  # noqa: E402
+from significance import rank_test  # noqa: E402
 from tasks import TASKS  # noqa: E402
 
 import lmtune  # noqa: E402
@@ -95,13 +95,14 @@ def regret(task: str, settings: dict | None, seed: int, budget: int, workers: in
 
 
 def versus(mine: np.ndarray, reference: np.ndarray) -> str:
-    """'+' / '-' with p when a paired Wilcoxon test finds ``mine`` better / worse at p < 0.05, else ''."""
+    """'+' / '-' with p when a paired Wilcoxon test finds ``mine`` better / worse at p < 0.05 (the side the test
+    finds, :mod:`significance`), else ''."""
     if np.allclose(mine, reference):
         return ""
-    p = float(wilcoxon(mine, reference).pvalue)
+    p, shift = rank_test(mine, reference, paired=True)
     if p >= 0.05:
         return ""
-    return f" {'+' if np.nanmean(mine) < np.nanmean(reference) else '-'}p={p:.2f}"
+    return f" {'+' if shift < 0 else '-'}p={p:.2f}"
 
 
 def main() -> None:

@@ -34,13 +34,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import mannwhitneyu, wilcoxon
 
 # This folder (the task and peer modules) and the repository root (the lmtune beside the benchmarks) come first.
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[2])]
 
 from peers import PEERS  # noqa: E402
 from replay import current_run, replay_and_store, result_path  # noqa: E402
+from significance import rank_test  # noqa: E402
 from tasks import TASKS, TEST_METRIC  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -138,16 +138,17 @@ def area(regret: np.ndarray) -> float:
 
 
 def versus(mine: list[float], theirs: list[float], paired: bool) -> str:
-    """'worse'/'better'/'same' at p < 0.05, two-sided (Wilcoxon signed-rank when paired, else Mann-Whitney)."""
+    """'worse'/'better'/'same' at p < 0.05, two-sided (Wilcoxon signed-rank when paired, else Mann-Whitney), the
+    side the test finds (:mod:`significance`)."""
     a, b = np.asarray(mine, dtype=float), np.asarray(theirs, dtype=float)
     if min(len(a), len(b)) < 5:
         return "-"
     if paired and np.allclose(a, b):
         return "same (identical)"
-    p = float(wilcoxon(a, b).pvalue if paired else mannwhitneyu(a, b).pvalue)
+    p, shift = rank_test(a, b, paired)
     if p >= 0.05:
         return f"same (p={p:.2f})"
-    return f"{'worse' if np.mean(a) > np.mean(b) else 'better'} (p={p:.3f})"
+    return f"{'worse' if shift > 0 else 'better'} (p={p:.3f})"
 
 
 def protocol_table(
