@@ -159,6 +159,14 @@ STUDY_FILES: dict[str, tuple[str | bytes, str]] = {
         study("scheduler: {name: bohb, max_resource: 5, random_draws: halton}\n"),
         "scheduler.random_draws must be one of ['uniform', 'sobol']",
     ),
+    "scheduler random draws as a list": (
+        study("scheduler: {name: bohb, max_resource: 5, random_draws: [sobol]}\n"),
+        "scheduler.random_draws must be one of",
+    ),
+    "scheduler model as a list": (
+        study("scheduler: {name: bohb, max_resource: 5, model: [gp]}\n"),
+        "scheduler.model must be one of",
+    ),
     "preset unknown": (study("preset: nope\n"), "preset"),
     "enqueue out of range": (study("enqueue: [{x: 100, y: 1}]\n"), "enqueue[0]"),
     "enqueue unknown parameter": (study("enqueue: [{z: 1}]\n"), "enqueue[0]"),

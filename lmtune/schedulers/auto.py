@@ -60,10 +60,11 @@ _WHY = (
     "reference rung's scale by the line between the rungs: it learns from every report, not only the few trials "
     "at the top rung, except rungs whose ranking disagrees with the highest rung's (Kendall tau below {agree}), "
     "so misleading low fidelities do not steer it; top rung keeps {share:.0%} of the resource on fully trained "
-    "candidates, so the final choice rests on enough of them; random draws from a scrambled Sobol sequence: they "
-    "cover the space more evenly than uniform ones, most of all the first batch parallel workers start; while several trials run at once: no top-rung "
-    "share, a trial goes on from the first rung only among the best third of the reports there (no pass for the "
-    "first to report, but the centre trial), and the model from 3 results on, which did better at 8 workers"
+    "candidates, so the final choice rests on enough of them; random draws from a scrambled Sobol sequence: "
+    "they cover the space more evenly than uniform ones, most of all the first batch parallel workers start; "
+    "while several trials run at once: no top-rung share, a trial goes on from the first rung only among the best "
+    "third of the reports there (no pass for the first to report, but the centre trial), and the model from 3 "
+    "results on, which did better at 8 workers"
 )
 
 

@@ -143,11 +143,11 @@ class BOHB(Hyperband):
             )
         if initial not in INITIAL:
             raise ConfigError(f"scheduler.initial must be one of {list(INITIAL)}, but got {initial!r}")
-        if random_draws not in RANDOM_DRAWS:
+        if not isinstance(random_draws, str) or random_draws not in RANDOM_DRAWS:
             raise ConfigError(
                 f"scheduler.random_draws must be one of {list(RANDOM_DRAWS)}, but got {random_draws!r}"
             )
-        if model not in MODELS:
+        if not isinstance(model, str) or model not in MODELS:
             raise ConfigError(f"scheduler.model must be one of {sorted(MODELS)}, but got {model!r}")
         if (
             isinstance(random_fraction, bool)
