@@ -150,6 +150,8 @@ STUDY_FILES: dict[str, tuple[str | bytes, str]] = {
     "sampler bad option": (study(sampler="{name: random, colour: red}"), "colour"),
     "sampler scalar": (study(sampler="3"), "sampler: must be a mapping, but got"),
     "scheduler unknown": (study("scheduler: {name: bogus}\n"), "scheduler"),
+    "scheduler name as a list": (study("scheduler: {name: [asha], max_resource: 5}\n"), "scheduler.name"),
+    "sampler name as a list": (study(sampler="{name: [tpe]}"), "sampler.name"),
     "scheduler scalar": (study("scheduler: 5\n"), "scheduler: must be a mapping, but got"),
     "scheduler first pass": (
         study("scheduler: {name: asha, max_resource: 5, first_pass: 'no'}\n"),
@@ -214,6 +216,10 @@ STUDY_FILES: dict[str, tuple[str | bytes, str]] = {
         "trackers[0].tensorboard: unknown option",
     ),
     "trackers scalar": (study("trackers: 5\n"), "trackers"),
+    "tracker options as a list": (
+        study("trackers: [{tensorboard: [flush_secs]}]\n"),
+        "trackers[0].tensorboard: options must be a mapping",
+    ),
     "final evaluation top_k zero": (study("final_evaluation: {top_k: 0}\n"), "final_evaluation.top_k"),
     "final evaluation one fold": (study("final_evaluation: {folds: 1}\n"), "final_evaluation.folds"),
     "final evaluation confidence": (

@@ -86,18 +86,18 @@ def parse_trackers(value: Sequence[Any] | Mapping[str, Any] | None) -> list[Trac
             name, options = item, {}
         elif isinstance(item, Mapping) and len(item) == 1:
             name, options = next(iter(item.items()))
-            options = dict(options or {})
+            options = {} if options is None else options
         else:
             raise ConfigError(f"trackers[{i}]: must be a name or {{name: {{options}}}}, but got {item!r}")
-        if name not in TRACKERS:
+        if not isinstance(name, str) or name not in TRACKERS:
             raise ConfigError(f"trackers[{i}]: unknown tracker {name!r}; choose from {list(TRACKERS)}")
-        if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+        if not isinstance(options, Mapping) or not all(isinstance(k, str) for k in options):
             raise ConfigError(f"trackers[{i}].{name}: options must be a mapping, but got {options!r}")
         allowed = _option_names(name)
         unknown = sorted(set(options) - set(allowed))
         if unknown:
             raise ConfigError(f"trackers[{i}].{name}: unknown option(s) {unknown}; allowed: {allowed}")
-        specs.append(TrackerSpec(name, options))
+        specs.append(TrackerSpec(name, dict(options)))
     return specs
 
 

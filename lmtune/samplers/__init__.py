@@ -48,7 +48,7 @@ def sampler_from_config(config: dict[str, Any], *, n_trials: int | None = None) 
     """
     options = dict(config)
     name = options.pop("name", None)
-    if name not in SAMPLERS:
+    if not isinstance(name, str) or name not in SAMPLERS:
         raise ConfigError(f"sampler.name: must be one of {sorted(SAMPLERS)}, but got {name!r}")
     if name == "auto" and n_trials is not None:
         options.setdefault("n_trials", n_trials)

@@ -63,7 +63,7 @@ def scheduler_from_config(config: Mapping[str, Any]) -> Scheduler:
         )
     options = dict(config)
     name = options.pop("name", None)
-    if name not in SCHEDULERS:
+    if not isinstance(name, str) or name not in SCHEDULERS:
         raise ConfigError(f"scheduler.name must be one of {sorted(SCHEDULERS)}, but got {name!r}")
     factory = SCHEDULERS[name]
     parameters = dict(inspect.signature(factory).parameters)
