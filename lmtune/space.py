@@ -415,7 +415,7 @@ def distribution_from_dict(spec: Mapping[str, Any] | Sequence[Any]) -> Distribut
         "int": {"low", "high", "log", "step"},
         "categorical": {"choices"},
     }
-    if kind not in allowed:
+    if not isinstance(kind, str) or kind not in allowed:
         raise ConfigError(f"type must be one of float, int, categorical, but got {kind!r}")
     unknown = sorted(set(spec) - allowed[kind])
     if unknown:

@@ -140,6 +140,7 @@ STUDY_FILES: dict[str, tuple[str | bytes, str]] = {
     "space int with float bounds": (study(space="\n  n: {type: int, low: 0.5, high: 3}"), "space.n"),
     "space step too large": (study(space="\n  x: {type: float, low: 0, high: 1, step: 2}"), "space.x"),
     "space missing bounds": (study(space="\n  x: {type: float, low: 0}"), "space.x"),
+    "space type as a list": (study(space="\n  x: {type: [float], low: 0, high: 1}"), "space.x"),
     "space condition on unknown": (
         study(space="\n  x: {type: float, low: 0, high: 1, when: {ghost: [a]}}"),
         "space",
