@@ -134,11 +134,10 @@ class LadderAuto(AutoScheduler):
     in_parallel = {"model_rungs": "highest", "full_share": 0.0}
 
 
-class ParallelRuleBefore(AutoScheduler):
+class ParallelRuleBefore(UniformDrawsAuto):
     """``auto`` before its rule in parallel left out ASHA's first pass at a rung and fitted the model from 3
-    results on."""
+    results on (and before its Sobol draws)."""
 
-    settings = AUTO_UNIFORM
     in_parallel = {"model_rungs": "calibrated", "full_share": 0.0}
 
 
